@@ -1,0 +1,50 @@
+"""Load a catalog from a file path or an http(s) URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from dcml_bot.catalog.models import Catalog
+from dcml_bot.catalog.parser import parse_catalog
+from dcml_bot.catalog.source import CatalogError, decode_catalog, read_catalog_file
+
+FETCH_TIMEOUT = httpx.Timeout(15.0)
+MAX_CATALOG_BYTES = 5 * 1024 * 1024
+
+
+def is_url(source: str) -> bool:
+    """True for http(s) URLs."""
+    return urlsplit(source).scheme in {"http", "https"}
+
+
+def fetch_catalog_bytes(url: str, client: httpx.Client | None = None) -> bytes:
+    """GET a catalog URL; raises CatalogError with the status or network failure."""
+    own = client is None
+    http = client or httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=True)
+    try:
+        response = http.get(url)
+    except httpx.HTTPError as exc:
+        raise CatalogError(f"{url}: cannot fetch: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        if own:
+            http.close()
+    if response.status_code != 200:
+        raise CatalogError(
+            f"{url}: cannot fetch: HTTP {response.status_code} {response.reason_phrase}"
+        )
+    if len(response.content) > MAX_CATALOG_BYTES:
+        raise CatalogError(
+            f"{url}: larger than {MAX_CATALOG_BYTES // 1024 // 1024} MiB; not a reading list"
+        )
+    return response.content
+
+
+def load_catalog_from(source: str) -> Catalog:
+    """Read and parse a catalog from a path or URL; raises CatalogError with a one-line message."""
+    if is_url(source):
+        return parse_catalog(decode_catalog(fetch_catalog_bytes(source), source), source)
+    path = Path(source).expanduser()
+    return parse_catalog(read_catalog_file(path), str(path))

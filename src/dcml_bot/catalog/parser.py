@@ -1,0 +1,614 @@
+"""Parse a lab's Markdown starter guide into a Catalog, on markdown-it-py's token stream."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from dcml_bot.catalog.icons import (
+    DEFAULT_LEGEND,
+    KIND_ICONS,
+    iter_clusters,
+    normalise_icon,
+    parse_legend,
+)
+from dcml_bot.catalog.identity import arxiv_id, entry_id
+from dcml_bot.catalog.models import (
+    Catalog,
+    Entry,
+    Kind,
+    Level,
+    Placement,
+    Problem,
+    Section,
+    Severity,
+    Topic,
+)
+from dcml_bot.catalog.source import CatalogError, read_catalog_file
+
+_ACRONYM = re.compile(r"^[(（\[]\s*(?P<acronym>[^()（）\[\]]{1,40}?)\s*[)）\]]$")
+_TRIM = " \t\r\n:：-–—|,，;；+"
+_LIST_OPEN = {"bullet_list_open", "ordered_list_open"}
+
+
+def _markdown() -> MarkdownIt:
+    """A CommonMark tokenizer that also turns bare URLs into links."""
+    return MarkdownIt("commonmark", {"linkify": True}).enable("linkify")
+
+
+def _block_end(tokens: list[Token], start: int) -> int:
+    """Index one past the token that closes the block opened at ``start``."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        depth += tokens[index].nesting
+        if depth == 0:
+            return index + 1
+    return len(tokens)
+
+
+def _line(token: Token) -> int:
+    return token.map[0] + 1 if token.map else 0
+
+
+def _inline_text(children: list[Token] | None, *, with_urls: bool = True) -> str:
+    """Plain text of inline tokens; links become ``text (url)`` when the url adds something."""
+    parts: list[str] = []
+    link_text_start: list[tuple[int, str]] = []
+    for child in children or []:
+        if child.type in {"text", "code_inline", "html_inline"}:
+            parts.append(child.content if child.type != "html_inline" else "")
+        elif child.type in {"softbreak", "hardbreak"}:
+            parts.append("\n")
+        elif child.type == "image":
+            parts.append(child.content)
+        elif child.type == "link_open":
+            link_text_start.append((len(parts), str(child.attrs.get("href", ""))))
+        elif child.type == "link_close" and link_text_start:
+            start, href = link_text_start.pop()
+            text = "".join(parts[start:]).strip()
+            if with_urls and href and text != href:
+                parts.append(f" ({href})")
+    return re.sub(r"[ \t]+", " ", "".join(parts)).strip()
+
+
+class _HtmlEvents(HTMLParser):
+    """Collects the structural events of an HTML block: details, summary, h1 text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.events: list[tuple[str, str]] = []
+        self._capture: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"details", "summary"}:
+            self.events.append(("open", tag))
+        if tag in {"summary", "h1"}:
+            self._capture, self._text = tag, []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._capture:
+            text = " ".join("".join(self._text).split())
+            if text:
+                self.events.append(("text", f"{tag}:{text}"))
+            self._capture = None
+        if tag in {"details", "summary"}:
+            self.events.append(("close", tag))
+
+    def handle_data(self, data: str) -> None:
+        if self._capture:
+            self._text.append(data)
+
+
+@dataclass
+class _Raw:
+    """One listing of an entry before duplicates are merged."""
+
+    title: str
+    url: str | None
+    title_from_url: bool
+    level: Level | None
+    level_icon: str | None
+    kinds: list[Kind]
+    icons: list[str]
+    acronym: str | None
+    notes: list[str]
+    placement: Placement
+
+
+@dataclass
+class _Walk:
+    """Mutable state while walking the token stream."""
+
+    source: str
+    lines: list[str]
+    legend: dict[str, Level]
+    legend_from_file: bool
+    section_level: int
+    title: str | None = None
+    section: str | None = None
+    topic: str | None = None
+    in_summary: bool = False
+    sections: list[Section] = field(default_factory=list)
+    topics: list[Topic] = field(default_factory=list)
+    section_notes: dict[int, list[str]] = field(default_factory=dict)
+    topic_notes: dict[int, list[str]] = field(default_factory=dict)
+    raws: list[_Raw] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    last_list_end: int = -1
+    last_list_entry: _Raw | None = None
+
+    def problem(self, line: int, severity: Severity, message: str) -> None:
+        self.problems.append(
+            Problem(path=self.source, line=line, severity=severity, message=message)
+        )
+
+    def add_note(self, text: str) -> None:
+        """Attach a description to the current topic, else the current section."""
+        if not text:
+            return
+        if self.topic is not None and self.topics:
+            self.topic_notes.setdefault(len(self.topics) - 1, []).append(text)
+        elif self.section is not None and self.sections:
+            self.section_notes.setdefault(len(self.sections) - 1, []).append(text)
+
+    def set_section(self, name: str, line: int) -> None:
+        self.section, self.topic = name, None
+        self.sections.append(Section(name=name, line=line))
+
+    def set_topic(self, name: str, line: int) -> None:
+        self.topic = name
+        self.topics.append(Topic(name=name, section=self.section, line=line))
+
+
+def _clean_heading(text: str) -> str:
+    return text.strip().lstrip("#").strip().rstrip(":：").strip()
+
+
+def _heading_plan(tokens: list[Token]) -> tuple[int, bool]:
+    """The heading level that marks sections, and whether a leading h1 is the guide's title."""
+    levels: list[tuple[int, bool]] = []
+    in_summary = False
+    for token in tokens:
+        if token.type == "html_block":
+            events = _HtmlEvents()
+            events.feed(token.content)
+            for kind, tag in events.events:
+                if tag == "summary" and kind in {"open", "close"}:
+                    in_summary = kind == "open"
+        elif token.type == "heading_open" and token.level == 0:
+            levels.append((int(token.tag[1:]), in_summary))
+    h1_title = (
+        sum(1 for level, _ in levels if level == 1) == 1 and bool(levels) and levels[0][0] == 1
+    )
+    outside = [level for level, summary in levels if not summary and not (h1_title and level == 1)]
+    if outside:
+        return min(outside), h1_title
+    inside = [level for level, _ in levels if not (h1_title and level == 1)]
+    # Only summary headings: there are no sections, every heading is a topic.
+    return (min(inside) - 1 if inside else 3), h1_title
+
+
+def _find_legend(tokens: list[Token]) -> dict[str, Level]:
+    """The first legend paragraph or blockquote in the guide, if any."""
+    for token in tokens:
+        if token.type == "inline":
+            legend = parse_legend(_inline_text(token.children, with_urls=False))
+            if legend:
+                return legend
+    return {}
+
+
+def _derived_title(url: str) -> str:
+    """A readable title for a bare link: ``arXiv 2408.05211``, ``owner/repo`` or host/path."""
+    found = arxiv_id(url)
+    if found:
+        return f"arXiv {found}"
+    parts = urlsplit(url)
+    host = (parts.hostname or url).removeprefix("www.")
+    path = parts.path.strip("/")
+    if host == "github.com" and path:
+        return "/".join(path.split("/")[:2])
+    return f"{host}/{path}" if path else host
+
+
+def _split_prefix(text: str, legend: dict[str, Level]) -> tuple[str | None, list[str], str]:
+    """Split the text before a link into (level icon, kind icons, remaining words)."""
+    level_icon: str | None = None
+    icons: list[str] = []
+    words: list[str] = []
+    for chunk, is_emoji in iter_clusters(text):
+        if is_emoji:
+            icon = normalise_icon(chunk)
+            if level_icon is None and not icons and not "".join(words).strip() and icon in legend:
+                level_icon = icon
+            elif "".join(words).strip():
+                words.append(chunk)
+            else:
+                icons.append(icon)
+        elif chunk.strip().strip("+").strip() or words:
+            words.append(chunk)
+    return level_icon, icons, "".join(words).strip(_TRIM)
+
+
+def _single_emoji(text: str) -> str | None:
+    clusters = [c for c in iter_clusters(text.strip()) if c[0].strip()]
+    if len(clusters) == 1 and clusters[0][1]:
+        return normalise_icon(clusters[0][0])
+    return None
+
+
+def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | None:
+    """Turn the first paragraph of a list item into a raw entry, or None for prose bullets."""
+    level_icon: str | None = None
+    explicit_marker = False
+    rest = list(children)
+    while rest and rest[0].type == "text" and not rest[0].content.strip():
+        rest.pop(0)
+    if rest and rest[0].type == "code_inline":
+        marker = _single_emoji(rest[0].content)
+        if marker is not None or not rest[0].content.strip():
+            level_icon = marker
+            explicit_marker = True
+            rest.pop(0)
+
+    prefix_parts: list[str] = []
+    link: tuple[str, str, bool] | None = None
+    trailing: list[Token] = []
+    index = 0
+    while index < len(rest):
+        child = rest[index]
+        if child.type == "link_open" and link is None:
+            end = index + 1
+            while end < len(rest) and rest[end].type != "link_close":
+                end += 1
+            href = str(child.attrs.get("href", "")).strip()
+            text = _inline_text(rest[index + 1 : end], with_urls=False)
+            link = (href, text, child.markup == "linkify" or text.strip() == href)
+            index = end + 1
+            continue
+        if link is None:
+            if child.type in {"text", "code_inline"}:
+                prefix_parts.append(child.content)
+            elif child.type in {"softbreak", "hardbreak"}:
+                prefix_parts.append(" ")
+        else:
+            trailing.append(child)
+        index += 1
+
+    inline_level, icons, words = _split_prefix("".join(prefix_parts), walk.legend)
+    if level_icon is None and not explicit_marker:
+        level_icon = inline_level
+    elif inline_level is not None:
+        icons.insert(0, inline_level)
+
+    if level_icon is None and link is None:
+        if not explicit_marker and (words or icons):
+            return None  # a prose bullet, not an entry
+        walk.problem(line, Severity.WARNING, "empty list item; ignored")
+        return None
+    if link is None and not words:
+        walk.problem(
+            line,
+            Severity.WARNING,
+            f"empty entry: level {level_icon or '?'} but no title or link; ignored",
+        )
+        return None
+
+    acronym: str | None = None
+    url: str | None = None
+    title_from_url = False
+    if link is not None:
+        href, link_text, bare = link
+        url = href or None
+        match = _ACRONYM.match(words)
+        if match:
+            acronym, words = match.group("acronym").strip(), ""
+        if bare:
+            title = words or _derived_title(href)
+            title_from_url = not words
+            if title_from_url:
+                walk.problem(
+                    line, Severity.WARNING, f"bare link without a title; shown as {title!r}"
+                )
+        else:
+            title = f"{words} {link_text}".strip() if words else link_text
+            if not title:
+                title, title_from_url = _derived_title(href), True
+        if url and urlsplit(url).scheme not in {"http", "https"}:
+            walk.problem(line, Severity.WARNING, f"link is not an http(s) URL: {url}")
+    else:
+        title = words
+        walk.problem(line, Severity.WARNING, f"entry has no link: {title}")
+
+    level: Level | None = None
+    if level_icon is None:
+        walk.problem(
+            line, Severity.WARNING, f"entry has no level icon; listed as unclassified: {title}"
+        )
+    else:
+        level = walk.legend.get(level_icon)
+        if level is None:
+            known = ", ".join(f"{icon} {lvl.value}" for icon, lvl in walk.legend.items())
+            walk.problem(
+                line,
+                Severity.ERROR,
+                f"unknown level icon {level_icon} (the legend defines {known})",
+            )
+
+    kinds: list[Kind] = []
+    for icon in icons:
+        kind = KIND_ICONS.get(icon, Kind.OTHER)
+        if kind not in kinds:
+            kinds.append(kind)
+    notes: list[str] = []
+    extra = _inline_text(trailing).strip(_TRIM)
+    wrapped = _ACRONYM.match(extra)
+    if wrapped:
+        extra = wrapped.group("acronym")  # "(CVPR 2024)" -> "CVPR 2024"
+    if extra:
+        notes.append(extra)
+    return _Raw(
+        title=" ".join(title.split()),
+        url=url,
+        title_from_url=title_from_url,
+        level=level,
+        level_icon=level_icon,
+        kinds=kinds,
+        icons=icons,
+        acronym=acronym,
+        notes=notes,
+        placement=Placement(section=walk.section, topic=walk.topic, line=line),
+    )
+
+
+def _quote_text(tokens: list[Token]) -> str:
+    """Text of a blockquote or list body, one line per paragraph, list items numbered."""
+    lines: list[str] = []
+    marker = ""
+    for token in tokens:
+        if token.type == "list_item_open":
+            marker = f"{token.info}{token.markup} " if token.info else "• "
+        elif token.type == "inline":
+            text = _inline_text(token.children)
+            if text:
+                lines.append(marker + text)
+                marker = ""
+        elif token.type in {"fence", "code_block"}:
+            lines.append(token.content.rstrip())
+    return "\n".join(lines)
+
+
+def _walk_list(walk: _Walk, tokens: list[Token], parent: _Raw | None) -> _Raw | None:
+    """Walk a list block; returns the last entry it produced."""
+    last: _Raw | None = None
+    index = 1
+    while index < len(tokens) - 1:
+        token = tokens[index]
+        if token.type != "list_item_open":
+            index += 1
+            continue
+        end = _block_end(tokens, index)
+        item = tokens[index + 1 : end - 1]
+        line = _line(token)
+        raw: _Raw | None = None
+        prose: list[str] = []
+        first = True
+        inner = 0
+        while inner < len(item):
+            block = item[inner]
+            block_end = _block_end(item, inner) if block.nesting == 1 else inner + 1
+            body = item[inner:block_end]
+            if first and block.type == "paragraph_open":
+                children = body[1].children or []
+                raw = _parse_item_inline(walk, children, line)
+                if raw is None:
+                    prose.append(_inline_text(children))
+            elif first and block.type == "code_block":
+                # "-      `⚡` …" (too many spaces after the dash) tokenises as indented code.
+                parsed = _markdown().parseInline(block.content.strip())
+                children = parsed[0].children or [] if parsed else []
+                raw = _parse_item_inline(walk, children, line)
+                if raw is None:
+                    prose.append(block.content.strip())
+            elif block.type in _LIST_OPEN:
+                nested_last = _walk_list(walk, body, raw or parent)
+                if nested_last is None and raw is None:
+                    prose.append(_quote_text(body))
+            else:
+                text = _quote_text(body)
+                if text:
+                    (raw.notes if raw else prose).append(text)
+            first = False
+            inner = block_end
+        if first:
+            walk.problem(line, Severity.WARNING, "empty list item; ignored")
+        if raw is not None:
+            walk.raws.append(raw)
+            last = raw
+        else:
+            text = "\n".join(p for p in prose if p)
+            if parent is not None:
+                parent.notes.append(text)
+            else:
+                walk.add_note(text)
+        index = end
+    return last
+
+
+def _handle_html(walk: _Walk, token: Token) -> None:
+    events = _HtmlEvents()
+    events.feed(token.content)
+    events.close()
+    for kind, value in events.events:
+        if kind == "open" and value == "details":
+            walk.topic = None
+        elif kind == "close" and value == "details":
+            walk.topic = None
+            walk.in_summary = False
+        elif value == "summary":
+            walk.in_summary = kind == "open"
+        elif kind == "text" and value.startswith("summary:"):
+            name = _clean_heading(value.removeprefix("summary:"))
+            if name:
+                walk.set_topic(name, _line(token))
+        elif kind == "text" and value.startswith("h1:") and walk.title is None:
+            walk.title = value.removeprefix("h1:").strip()
+
+
+def _is_legend(walk: _Walk, text: str) -> bool:
+    return walk.legend_from_file and bool(parse_legend(text))
+
+
+def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
+    """Parse guide text into a Catalog; raises CatalogError when it holds no entries."""
+    md = _markdown()
+    tokens = md.parse(text)
+    file_legend = _find_legend(tokens)
+    section_level, h1_title = _heading_plan(tokens)
+    walk = _Walk(
+        source=source,
+        lines=text.splitlines(),
+        legend=file_legend or dict(DEFAULT_LEGEND),
+        legend_from_file=bool(file_legend),
+        section_level=section_level,
+    )
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        end = _block_end(tokens, index) if token.nesting == 1 else index + 1
+        body = tokens[index:end]
+        if token.type == "html_block":
+            _handle_html(walk, token)
+        elif token.type == "heading_open":
+            name = _clean_heading(_inline_text(body[1].children, with_urls=False))
+            level = int(token.tag[1:])
+            if h1_title and level == 1 and walk.title is None:
+                walk.title = name
+            elif name and (walk.in_summary or level > walk.section_level):
+                walk.set_topic(name, _line(token))
+            elif name:
+                walk.set_section(name, _line(token))
+        elif token.type in _LIST_OPEN:
+            walk.last_list_entry = _walk_list(walk, body, None)
+            walk.last_list_end = token.map[1] if token.map else -1
+        elif token.type == "blockquote_open":
+            note = _quote_text(body)
+            start = token.map[0] if token.map else -1
+            follows_list = (
+                start >= 1
+                and walk.last_list_end == start
+                and walk.lines[start - 1].strip() != ""
+                and walk.last_list_entry is not None
+            )
+            if _is_legend(walk, note):
+                pass
+            elif follows_list and walk.last_list_entry is not None:
+                walk.last_list_entry.notes.append(note)
+            else:
+                walk.add_note(note)
+        elif token.type == "paragraph_open":
+            note = _quote_text(body)
+            if not _is_legend(walk, note):
+                walk.add_note(note)
+        if token.type not in _LIST_OPEN:
+            walk.last_list_entry = None
+        index = end
+    return _assemble(walk, text)
+
+
+def _assemble(walk: _Walk, text: str) -> Catalog:
+    """Merge listings of the same item and freeze the result."""
+    merged: dict[str, _Raw] = {}
+    placements: dict[str, list[Placement]] = {}
+    for raw in walk.raws:
+        key = entry_id(raw.url, raw.title)
+        first = merged.get(key)
+        if first is None:
+            merged[key] = raw
+            placements[key] = [raw.placement]
+            continue
+        placements[key].append(raw.placement)
+        line = raw.placement.line
+        if first.title_from_url and not raw.title_from_url:
+            first.title, first.title_from_url = raw.title, False
+        elif not raw.title_from_url and raw.title.casefold() != first.title.casefold():
+            walk.problem(
+                line,
+                Severity.WARNING,
+                f"same item as line {first.placement.line} under a different title: "
+                f"{raw.title!r} vs {first.title!r} (keeping the first)",
+            )
+        if raw.level is not None and first.level is not None and raw.level != first.level:
+            walk.problem(
+                line,
+                Severity.WARNING,
+                f"same item as line {first.placement.line} with a different level: "
+                f"{raw.level.value} vs {first.level.value} (keeping the first)",
+            )
+        elif first.level is None and first.level_icon is None:
+            first.level, first.level_icon = raw.level, raw.level_icon
+        for kind in raw.kinds:
+            if kind not in first.kinds:
+                first.kinds.append(kind)
+        for icon in raw.icons:
+            if icon not in first.icons:
+                first.icons.append(icon)
+        for note in raw.notes:
+            if note not in first.notes:
+                first.notes.append(note)
+        first.acronym = first.acronym or raw.acronym
+
+    if not merged:
+        raise CatalogError(
+            f"{walk.source}: no reading-list entries found "
+            "(expected list items such as - `⚡` 📄 [Title](https://…))"
+        )
+    entries = tuple(
+        Entry(
+            id=key,
+            title=raw.title,
+            url=raw.url,
+            level=raw.level,
+            level_icon=raw.level_icon,
+            kinds=tuple(raw.kinds),
+            icons=tuple(raw.icons),
+            acronym=raw.acronym,
+            notes=tuple(n for n in raw.notes if n),
+            placements=tuple(placements[key]),
+            position=position,
+        )
+        for position, (key, raw) in enumerate(merged.items())
+    )
+    sections = tuple(
+        s.model_copy(update={"notes": tuple(walk.section_notes.get(i, ()))})
+        for i, s in enumerate(walk.sections)
+    )
+    topics = tuple(
+        t.model_copy(update={"notes": tuple(walk.topic_notes.get(i, ()))})
+        for i, t in enumerate(walk.topics)
+    )
+    problems = tuple(sorted(walk.problems, key=lambda p: (p.line, p.severity != Severity.ERROR)))
+    return Catalog(
+        source=walk.source,
+        title=walk.title,
+        legend=walk.legend,
+        legend_from_file=walk.legend_from_file,
+        sections=sections,
+        topics=topics,
+        entries=entries,
+        listings=len(walk.raws),
+        problems=problems,
+    )
+
+
+def load_catalog(path: Path | str) -> Catalog:
+    """Read and parse a catalog file; raises CatalogError with a one-line message."""
+    path = Path(path)
+    return parse_catalog(read_catalog_file(path), str(path))
