@@ -1,0 +1,284 @@
+"""Typed settings: the TOML config file, ``DCML_BOT_*`` env overrides, secrets from env only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG = Path("config/dcml-bot.toml")
+CONFIG_ENV = "DCML_BOT_CONFIG"
+ENV_PREFIX = "DCML_BOT_"
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Language = Literal["en", "zh"]
+
+# Secret name -> environment variable; these are never read from the config file.
+SECRET_ENV = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "feishu_app_id": "FEISHU_APP_ID",
+    "feishu_app_secret": "FEISHU_APP_SECRET",
+    "feishu_verification_token": "FEISHU_VERIFICATION_TOKEN",
+    "feishu_encrypt_key": "FEISHU_ENCRYPT_KEY",
+}
+
+
+class SettingsError(Exception):
+    """Invalid configuration; the message names the file or variable and the key."""
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+        ) from None
+    return value
+
+
+class DeliverySettings(BaseModel):
+    """When the weekly paper goes out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day: Weekday = "mon"
+    time: dt.time = Field(default=dt.time(10, 0))
+    catch_up: bool = True
+
+
+class SlackSettings(BaseModel):
+    """Slack options that are not secrets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language = "en"
+    channels: list[str] = Field(default_factory=list)
+
+
+class FeishuSettings(BaseModel):
+    """Feishu / Lark options that are not secrets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: Language = "zh"
+    groups: list[str] = Field(default_factory=list)
+    mode: Literal["webhook", "websocket"] = "webhook"
+    welcome_new_users: bool = False
+
+
+class LocalSettings(BaseModel):
+    """The built-in local platform."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Literal["auto", "on", "off"] = "auto"
+    language: Language = "en"
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    catalog: str = "config/catalog/dcml.md"
+    database_url: str = "sqlite:///var/dcml-bot.sqlite3"
+    timezone: str = "Asia/Shanghai"
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    admins: list[str] = Field(default_factory=list)
+    language: Language = "en"
+    catalog_refresh_minutes: int = Field(default=60, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    slack_api_url: str = "https://slack.com/api/"
+    feishu_domain: str = "https://open.feishu.cn"
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    feishu: FeishuSettings = Field(default_factory=FeishuSettings)
+    local: LocalSettings = Field(default_factory=LocalSettings)
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN")
+    )
+    feishu_app_id: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FEISHU_APP_ID")
+    )
+    feishu_app_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FEISHU_APP_SECRET")
+    )
+    feishu_verification_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FEISHU_VERIFICATION_TOKEN")
+    )
+    feishu_encrypt_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FEISHU_ENCRYPT_KEY")
+    )
+
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the config file, which arrives as init data."""
+        return (env_settings, init_settings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("slack_api_url", "feishu_domain")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                f"expected an SQLAlchemy URL such as sqlite:///var/dcml-bot.sqlite3, got {value!r}"
+            )
+        return value
+
+    @property
+    def catalog_is_url(self) -> bool:
+        """True when the catalog is fetched over http(s)."""
+        return urlsplit(self.catalog).scheme in {"http", "https"}
+
+    @property
+    def catalog_path(self) -> Path:
+        """The catalog file (relative paths from the config file were resolved at load)."""
+        return Path(self.catalog).expanduser()
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Slack is on when its bot token and signing secret (or app token) are set."""
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
+
+    @property
+    def feishu_enabled(self) -> bool:
+        """Feishu is on when its app id and secret are set."""
+        return self.feishu_app_id is not None and self.feishu_app_secret is not None
+
+    @property
+    def local_enabled(self) -> bool:
+        """The local platform runs when asked, or when no chat platform is configured."""
+        if self.local.enabled == "auto":
+            return not (self.slack_enabled or self.feishu_enabled)
+        return self.local.enabled == "on"
+
+
+def _from_env(key: str) -> bool:
+    return any(name.upper() == f"{ENV_PREFIX}{key}".upper() for name in os.environ)
+
+
+def _describe_error(error: Any, file_keys: set[str], origin: str) -> str:
+    loc = [str(part) for part in error.get("loc", ())]
+    key = ".".join(loc) or "?"
+    top = loc[0] if loc else ""
+    if top.upper() in SECRET_ENV.values():
+        where = f"environment variable {top.upper()}"
+    elif top in file_keys and not _from_env(key.replace(".", "__")):
+        where = f"{origin}: {key}"
+    else:
+        where = f"environment variable {ENV_PREFIX}{key.replace('.', '__').upper()}"
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown setting (check the spelling; see config/dcml-bot.toml for every key)"
+    return f"{where}: {message}"
+
+
+def config_path_from(explicit: Path | None) -> Path | None:
+    """The config file: ``--config``, else ``DCML_BOT_CONFIG``, else the default when present."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    """Build Settings from the config file and environment; raises SettingsError with specifics."""
+    path = config_path_from(config)
+    data: dict[str, Any] = {}
+    origin = str(path) if path else "<defaults>"
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: config file not found") from None
+        except IsADirectoryError:
+            raise SettingsError(f"{path}: is a directory, expected a TOML file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{path}: not UTF-8 text") from None
+    for key in data:
+        if key in SECRET_ENV or key.upper() in SECRET_ENV.values():
+            env = SECRET_ENV.get(key, key.upper())
+            raise SettingsError(
+                f"{origin}: {key}: secrets are read from the environment only; "
+                f"remove it from the file and set {env} instead"
+            )
+    catalog = data.get("catalog")
+    # A relative catalog path in the file means "next to this file", wherever we run from.
+    if (
+        path is not None
+        and isinstance(catalog, str)
+        and not _from_env("catalog")
+        and urlsplit(catalog).scheme not in {"http", "https"}
+        and not Path(catalog).expanduser().is_absolute()
+    ):
+        data["catalog"] = str(path.parent / catalog)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe_error(err, set(data), origin) for err in exc.errors())
+        raise SettingsError(problems) from None
+    return settings.model_copy(update={"config_path": path})
