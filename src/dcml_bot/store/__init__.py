@@ -1,0 +1,21 @@
+"""Persistence: members, reading progress, processed events and the once-only outbox."""
+
+from dcml_bot.store.database import make_engine, open_store, upgrade
+from dcml_bot.store.repository import (
+    Claim,
+    MemberRecord,
+    OutboxRecord,
+    ProgressRecord,
+    Store,
+)
+
+__all__ = [
+    "Claim",
+    "MemberRecord",
+    "OutboxRecord",
+    "ProgressRecord",
+    "Store",
+    "make_engine",
+    "open_store",
+    "upgrade",
+]

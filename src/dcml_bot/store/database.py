@@ -1,0 +1,128 @@
+"""Engines for SQLite and PostgreSQL, and Alembic migrations applied from code."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:
+    from dcml_bot.store.repository import Store
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Execution option marking transactions that will write; SQLite then starts them with
+# BEGIN IMMEDIATE so the write lock is taken before any compare-and-set read.
+WRITE_OPTION = "dcml_bot_write"
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Arbitrary constant key for pg_advisory_xact_lock ("dcmlmigr" in ASCII).
+_MIGRATION_LOCK_ID = 0x64636D6C6D696772
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for a SQLite or PostgreSQL URL, configured for safe concurrent use."""
+    sa_url = make_url(url)
+    backend = sa_url.get_backend_name()
+    if backend == "sqlite":
+        _ensure_sqlite_directory(sa_url)
+        engine = create_engine(sa_url)
+        _configure_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        if sa_url.drivername == "postgresql":
+            # Bare postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
+            sa_url = sa_url.set(drivername="postgresql+psycopg")
+        return create_engine(sa_url, pool_pre_ping=True)
+    raise ValueError(
+        f"unsupported database {sa_url.render_as_string(hide_password=True)!r}: "
+        "use sqlite:///path or postgresql+psycopg://..."
+    )
+
+
+def writer(engine: Engine) -> Engine:
+    """Return a view of ``engine`` whose transactions take the write lock up front."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _ensure_sqlite_directory(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    if str(url.query.get("uri", "")).lower() in _TRUE:
+        return
+    directory = Path(database).parent
+    if not directory.exists():
+        logger.info("creating directory %s for the SQLite database", directory)
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        # Stop the sqlite3 module from issuing its own (deferred) BEGIN; _on_begin does it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first, so switching to WAL waits for other connections' locks.
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def alembic_config() -> Config:
+    """Build the Alembic configuration for the bundled migrations (no alembic.ini needed)."""
+    config = Config()
+    # ConfigParser interpolation treats '%' specially.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply all migrations up to head; idempotent and safe when processes start together."""
+    config = alembic_config()
+    with writer(engine).connect() as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            # Serialise concurrent upgrades; released when this transaction ends.
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_store(url: str) -> Store:
+    """Create an engine for ``url``, migrate it to head and wrap it in a ``Store``."""
+    # Imported here because repository imports this module.
+    from dcml_bot.store.repository import Store
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)

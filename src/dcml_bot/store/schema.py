@@ -1,0 +1,149 @@
+"""SQLAlchemy models: members, reading progress, the once-only outbox and seen platform events."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so later migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# "sent": delivered by the bot, not answered yet; the others are the member's answers.
+PROGRESS_STATES = ("read", "skipped", "snoozed", "sent")
+UNANSWERED_STATES = ("snoozed", "sent")
+OUTBOX_KINDS = ("welcome", "weekly")
+OUTBOX_STATUSES = ("claimed", "sent", "failed", "dead")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as UTC and always returned as an aware UTC ``datetime``."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Reject naive datetimes and normalise aware ones to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+        value = value.astimezone(dt.UTC)
+        # SQLite has no time zone support: store naive UTC so text comparisons stay correct.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        """Return aware UTC datetimes on every database."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Member(Base):
+    """A person on one chat platform."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String)
+    user_id: Mapped[str] = mapped_column(String)
+    display_name: Mapped[str | None] = mapped_column(String)
+    timezone: Mapped[str | None] = mapped_column(String)
+    language: Mapped[str | None] = mapped_column(String)
+    enrolled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    opted_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    onboarded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Progress(Base):
+    """A member's state for one catalog item: delivered, or how they answered it."""
+
+    __tablename__ = "progress"
+    __table_args__ = (CheckConstraint(_one_of("state", PROGRESS_STATES), name="state"),)
+
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[str] = mapped_column(String, primary_key=True)
+    state: Mapped[str] = mapped_column(String)
+    # Snapshot of the title, so history survives catalog edits and removals.
+    title: Mapped[str] = mapped_column(String)
+    snoozed_week: Mapped[str | None] = mapped_column(String)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Outbox(Base):
+    """Ledger of once-only messages: one row per welcome DM or weekly paper."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", OUTBOX_KINDS), name="kind"),
+        CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
+        Index(None, "week", "kind"),
+        Index(None, "status", "retry_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String, unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    kind: Mapped[str] = mapped_column(String)
+    week: Mapped[str | None] = mapped_column(String)
+    item_id: Mapped[str | None] = mapped_column(String)
+    title: Mapped[str | None] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    attempts: Mapped[int] = mapped_column(Integer)
+    claimed_by: Mapped[str | None] = mapped_column(String)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    platform_message_id: Mapped[str | None] = mapped_column(String)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ProcessedEvent(Base):
+    """A platform event id already handled (platforms redeliver events)."""
+
+    __tablename__ = "processed_events"
+
+    platform: Mapped[str] = mapped_column(String, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String, primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
