@@ -1,0 +1,187 @@
+"""One welcome DM per member, ever: enrolment, the essentials, a first paper, how to use it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+
+from dcml_bot.catalog import Level
+from dcml_bot.delivery import Delivery, weekly_key
+from dcml_bot.i18n import text, weekday
+from dcml_bot.library import CatalogLibrary
+from dcml_bot.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
+from dcml_bot.outbound import Messenger, SendError
+from dcml_bot.plan import SENT, plan, reading_order
+from dcml_bot.profile import Profiles
+from dcml_bot.replies import guide_name, paper_blocks
+from dcml_bot.store import MemberRecord, Store
+
+log = logging.getLogger(__name__)
+
+WELCOMED, ALREADY, DUPLICATE_EVENT, NO_PLATFORM, FAILED = (
+    "welcomed",
+    "already",
+    "duplicate-event",
+    "no-platform",
+    "failed",
+)
+ESSENTIALS_SHOWN = 10
+
+
+def welcome_key(member: MemberRecord) -> str:
+    """The once-only key of a member's welcome DM."""
+    return f"welcome:{member.platform}:{member.user_id}"
+
+
+class Onboarding:
+    """Turns join events into exactly one welcome DM per member."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        library: CatalogLibrary,
+        messengers: Mapping[str, Messenger],
+        profiles: Profiles,
+        delivery: Delivery,
+        worker: str,
+    ) -> None:
+        self.store = store
+        self.library = library
+        self.messengers = messengers
+        self.profiles = profiles
+        self.delivery = delivery
+        self.worker = worker
+
+    def joined(
+        self,
+        platform: str,
+        user_id: str,
+        now: dt.datetime,
+        *,
+        display_name: str | None = None,
+        timezone: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Handle a join event; returns the outcome (``welcomed``, ``already`` …)."""
+        if event_id is not None and not self.store.record_event(platform, event_id, now):
+            return DUPLICATE_EVENT
+        member = self.store.upsert_member(
+            platform, user_id, display_name=display_name, timezone=timezone, now=now
+        )
+        return self.welcome(member, now)
+
+    def welcome(self, member: MemberRecord, now: dt.datetime) -> str:
+        """Send the welcome DM unless this member ever had one (guarded by the outbox key)."""
+        if member.onboarded_at is not None:
+            return ALREADY
+        messenger = self.messengers.get(member.platform)
+        if messenger is None:
+            return NO_PLATFORM
+        key = welcome_key(member)
+        claim = self.store.claim(
+            key, member_id=member.id, kind="welcome", worker=self.worker, now=now
+        )
+        if claim is None:
+            return ALREADY
+        member = self.store.set_enrolled(member.id, True, now)
+        week = self.delivery.week_for(member, now)
+        if claim.recovered:
+            found = messenger.find_sent(member.user_id, key)
+            if found is not None:
+                self._confirm(member, key, found, week, now)
+                return WELCOMED
+        reply = self.reply(member, week)
+        try:
+            message_id = messenger.send_dm(member.user_id, reply, key=key)
+        except SendError as exc:
+            retry = None if exc.permanent else now + dt.timedelta(minutes=5)
+            self.store.mark_failed(
+                key, worker=self.worker, error=str(exc), retry_at=retry, dead=exc.permanent, now=now
+            )
+            log.warning("welcome for %s failed: %s", key, exc)
+            return FAILED
+        self._confirm(member, key, message_id, week, now)
+        return WELCOMED
+
+    def _confirm(
+        self, member: MemberRecord, key: str, message_id: str, week: str, now: dt.datetime
+    ) -> None:
+        self.store.mark_sent(key, worker=self.worker, platform_message_id=message_id, now=now)
+        self.store.mark_onboarded(member.id, now)
+        first = self._first_paper(member, week)
+        if first is None:
+            return
+        # The welcome carries this week's paper, so the weekly run does not send a second one.
+        weekly = weekly_key(member, week)
+        claim = self.store.claim(
+            weekly,
+            member_id=member.id,
+            kind="weekly",
+            week=week,
+            item_id=first.id,
+            title=first.title,
+            worker=self.worker,
+            now=now,
+        )
+        if claim is not None and claim.item_id == first.id:
+            self.store.confirm_sent(
+                weekly,
+                worker=self.worker,
+                platform_message_id=message_id,
+                member_id=member.id,
+                item_id=first.id,
+                title=first.title,
+                state=SENT,
+                week=week,
+                now=now,
+            )
+
+    def _first_paper(self, member: MemberRecord, week: str):  # type: ignore[no-untyped-def]
+        progress = self.store.progress_for(member.id)
+        return next(iter(plan(self.library.catalog, progress, week)), None)
+
+    def reply(self, member: MemberRecord, week: str) -> Reply:
+        """The welcome message."""
+        lang = self.profiles.language(member)
+        catalog = self.library.catalog
+        essentials = [e for e in reading_order(catalog) if e.level is Level.ESSENTIAL]
+        day, at = self.delivery_time()
+        blocks: list[Block] = [
+            TextBlock(
+                text=text(
+                    lang,
+                    "welcome.body",
+                    guide=guide_name(catalog),
+                    day=weekday(lang, day),
+                    time=at,
+                    tz=self.profiles.timezone(member),
+                )
+            )
+        ]
+        if essentials:
+            shown = tuple(ItemView.of(e) for e in essentials[:ESSENTIALS_SHOWN])
+            blocks.append(
+                ItemsBlock(
+                    title=text(lang, "welcome.essentials", count=len(essentials)), items=shown
+                )
+            )
+            if len(essentials) > ESSENTIALS_SHOWN:
+                more = text(lang, "more", count=len(essentials) - ESSENTIALS_SHOWN)
+                blocks.append(ContextBlock(lines=(more,)))
+        first = self._first_paper(member, week)
+        if first is not None:
+            blocks.append(TextBlock(text=text(lang, "welcome.first")))
+            blocks += paper_blocks(lang, first, week)
+        blocks.append(ContextBlock(lines=(text(lang, "welcome.usage"),)))
+        name = member.display_name or member.user_id
+        return Reply(header=text(lang, "welcome.header", name=name), blocks=tuple(blocks))
+
+    def delivery_time(self) -> tuple[str, str]:
+        """The weekly slot as (weekday key, HH:MM)."""
+        days = {index: name for name, index in _WEEKDAYS.items()}
+        return days[self.delivery.weekday], self.delivery.at.strftime("%H:%M")
+
+
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}

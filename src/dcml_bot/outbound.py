@@ -1,0 +1,30 @@
+"""What the core needs from a chat platform to send direct messages, and how sending fails."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from dcml_bot.messages import Reply
+
+
+class SendError(Exception):
+    """Sending failed; ``permanent`` failures (user unreachable) are never retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Messenger(Protocol):
+    """A platform's outgoing side, as the core sees it (implemented in ``platforms/``)."""
+
+    platform: str
+
+    def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
+        """Send a direct message carrying the once-only ``key``; returns the platform message id."""
+        ...
+
+    def find_sent(self, user_id: str, key: str) -> str | None:
+        """The id of a message already sent with ``key``, if the platform can tell (reconcile)."""
+        ...
