@@ -10,12 +10,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from dcml_bot.app import Bot, build_bot, utc_now
 from dcml_bot.catalog import Catalog, CatalogError, Entry, QueryError, build_query, run_query
 from dcml_bot.catalog.loader import load_catalog_from
+from dcml_bot.plan import parse_week
+from dcml_bot.platforms.console import Console as ConsoleSession
+from dcml_bot.platforms.local import LocalMessenger
 from dcml_bot.settings import Settings, SettingsError, load_settings
+from dcml_bot.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +208,91 @@ def catalog_show(
             out.print(Text("    " + note.replace("\n", "\n    "), style="italic dim"))
     out.print()
     out.print(f"{len(entries)} of {len(catalog.entries)} items · {query.describe()}")
+
+
+def _bot() -> tuple[Bot, LocalMessenger]:
+    settings = _settings()
+    logging.getLogger().setLevel(settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        store = open_store(settings.database_url)
+    except Exception as exc:  # the database URL or server is wrong: one line, no traceback
+        raise _fail(
+            f"database {settings.database_url.split('@')[-1]}: {exc.__class__.__name__}: {exc}"
+        ) from None
+    messenger = LocalMessenger(store, utc_now)
+    try:
+        bot = build_bot(settings, messengers={"local": messenger}, store=store)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    return bot, messenger
+
+
+@app.command("remind")
+def remind(
+    week: Annotated[
+        str | None,
+        typer.Option(
+            "--week",
+            help="ISO week to deliver, e.g. 2026-W48 (default: each member's current week).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show who would get which paper; send nothing.")
+    ] = False,
+) -> None:
+    """Run the weekly delivery now, with a progress bar and a summary."""
+    if week is not None:
+        try:
+            week = parse_week(week)
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+    bot, _ = _bot()
+    out = Console(soft_wrap=True, highlight=False)
+    members = bot.store.list_members(enrolled=True)
+    with Progress(
+        TextColumn("[bold]delivering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+    ) as bar:
+        task = bar.add_task("members", total=len(members))
+        report = bot.delivery.deliver(
+            bot.clock(),
+            week=week,
+            force=True,
+            dry_run=dry_run,
+            on_member=lambda m, o: bar.advance(task),
+        )
+    if dry_run:
+        table = Table(
+            "member", "week", "paper", title="dry run: nothing sent", title_justify="left"
+        )
+        for member, entry in report.planned:
+            table.add_row(
+                member.display_name or member.user_id,
+                week or bot.delivery.week_for(member, bot.clock()),
+                entry.title,
+            )
+        out.print(table)
+    summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(report.outcomes.items()))
+    out.print(f"{len(members)} enrolled member(s); {summary or 'nothing to do'}")
+    bot.close()
+    if report.count("failed"):
+        raise typer.Exit(1)
+
+
+@app.command("console")
+def console(
+    user: Annotated[str, typer.Option("--as", help="Start as this local user.")] = "me",
+) -> None:
+    """Chat with the bot in the terminal as a local user (same database and code paths)."""
+    bot, messenger = _bot()
+    try:
+        ConsoleSession(bot, messenger, user).run()
+    finally:
+        bot.close()
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from dcml_bot.store.database import make_engine, open_store, upgrade
 from dcml_bot.store.repository import (
     Claim,
+    LocalMessageRecord,
     MemberRecord,
     OutboxRecord,
     ProgressRecord,
@@ -11,6 +12,7 @@ from dcml_bot.store.repository import (
 
 __all__ = [
     "Claim",
+    "LocalMessageRecord",
     "MemberRecord",
     "OutboxRecord",
     "ProgressRecord",

@@ -29,6 +29,7 @@ from dcml_bot.store.schema import (
     OUTBOX_STATUSES,
     PROGRESS_STATES,
     UNANSWERED_STATES,
+    LocalMessage,
     Member,
     Outbox,
     ProcessedEvent,
@@ -54,6 +55,18 @@ class MemberRecord:
     opted_out_at: dt.datetime | None
     joined_at: dt.datetime
     onboarded_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMessageRecord:
+    """A message of the built-in local platform."""
+
+    id: int
+    user_id: str
+    key: str | None
+    reply: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -651,3 +664,58 @@ class Store:
             for status, count in session.execute(query):
                 stats[status] = count
         return stats
+
+    # The built-in local platform's messages
+
+    def local_post(
+        self, user_id: str, reply: str, *, key: str | None, now: dt.datetime
+    ) -> tuple[int, bool]:
+        """Store a local DM; with a key already used, keep the first. Returns (id, created)."""
+        insert = self._insert(LocalMessage).values(
+            user_id=user_id, key=key, reply=reply, created_at=now, updated_at=now
+        )
+        with self._write.begin() as session:
+            if key is None:
+                return _dml(session, insert.returning(LocalMessage.id)).scalar_one(), True
+            created = _dml(
+                session,
+                insert.on_conflict_do_nothing(index_elements=["key"]).returning(LocalMessage.id),
+            ).first()
+            if created is not None:
+                return int(created[0]), True
+            existing = session.scalar(select(LocalMessage.id).where(LocalMessage.key == key))
+            assert existing is not None
+            return existing, False
+
+    def local_find(self, key: str) -> int | None:
+        """The id of the local message sent with this key, if any."""
+        with self._read.begin() as session:
+            return session.scalar(select(LocalMessage.id).where(LocalMessage.key == key))
+
+    def local_update(self, message_id: int, reply: str, now: dt.datetime) -> bool:
+        """Rewrite a local message (a pressed button shows the choice); return whether it exists."""
+        statement = (
+            update(LocalMessage)
+            .where(LocalMessage.id == message_id)
+            .values(reply=reply, updated_at=now)
+        )
+        with self._write.begin() as session:
+            return bool(_dml(session, statement).rowcount)
+
+    def local_messages(self, user_id: str | None = None) -> list[LocalMessageRecord]:
+        """Local messages, oldest first, for one user or everyone."""
+        query = select(LocalMessage).order_by(LocalMessage.id)
+        if user_id is not None:
+            query = query.where(LocalMessage.user_id == user_id)
+        with self._read.begin() as session:
+            return [
+                LocalMessageRecord(
+                    id=row.id,
+                    user_id=row.user_id,
+                    key=row.key,
+                    reply=row.reply,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                )
+                for row in session.scalars(query)
+            ]

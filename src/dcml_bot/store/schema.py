@@ -147,3 +147,17 @@ class ProcessedEvent(Base):
     platform: Mapped[str] = mapped_column(String, primary_key=True)
     event_id: Mapped[str] = mapped_column(String, primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class LocalMessage(Base):
+    """A direct message on the built-in local platform (its own message store)."""
+
+    __tablename__ = "local_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String, index=True)
+    # The once-only key the core sent it with; the platform keeps at most one message per key.
+    key: Mapped[str | None] = mapped_column(String, unique=True)
+    reply: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,61 @@
+"""The built-in local platform: DMs kept in the bot's own database, no chat service needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from dcml_bot.messages import Reply
+from dcml_bot.store import LocalMessageRecord, Store
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "local"
+
+
+class LocalMessenger:
+    """Sends DMs by storing them; at most one message per once-only key, like a real platform."""
+
+    platform = PLATFORM
+
+    def __init__(self, store: Store, clock: Callable[[], dt.datetime]) -> None:
+        self.store = store
+        self.clock = clock
+        self.listeners: list[Callable[[LocalMessageRecord], None]] = []
+
+    def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
+        """Store the DM (deduplicated on key) and tell listeners about new ones."""
+        message_id, created = self.store.local_post(
+            user_id, reply.model_dump_json(), key=key, now=self.clock()
+        )
+        if created:
+            record = LocalMessageRecord(
+                id=message_id,
+                user_id=user_id,
+                key=key,
+                reply=reply.model_dump_json(),
+                created_at=self.clock(),
+                updated_at=self.clock(),
+            )
+            for listener in self.listeners:
+                listener(record)
+        else:
+            log.info("local platform dropped a second message for key %s", key)
+        return str(message_id)
+
+    def find_sent(self, user_id: str, key: str) -> str | None:
+        """The id of the message already stored with this key."""
+        found = self.store.local_find(key)
+        return None if found is None else str(found)
+
+    def update(self, message_id: str, reply: Reply) -> bool:
+        """Rewrite a message (after a button press)."""
+        return self.store.local_update(int(message_id), reply.model_dump_json(), self.clock())
+
+    def inbox(self, user_id: str) -> list[tuple[str, Reply]]:
+        """A user's DMs, oldest first, as (message id, reply)."""
+        return [
+            (str(m.id), Reply.model_validate_json(m.reply))
+            for m in self.store.local_messages(user_id)
+        ]
