@@ -1,0 +1,112 @@
+"""Helpers for the bot-level tests: a recording messenger, a movable clock, small catalogs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from dcml_bot.app import Bot, build_bot
+from dcml_bot.messages import Reply, render_plain
+from dcml_bot.outbound import SendError
+from dcml_bot.settings import load_settings
+
+UTC = dt.UTC
+# Monday 2026-11-30 (ISO week 2026-W49); the slot is 10:00 Asia/Shanghai = 02:00 UTC.
+MONDAY_SLOT = dt.datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+WEEK = "2026-W49"
+NEXT_WEEK = "2026-W50"
+CONFIG = Path(__file__).resolve().parent.parent / "config" / "dcml-bot.toml"
+
+
+class Recorder:
+    """An in-memory ``Messenger`` for platform "local": records every DM, thread-safely."""
+
+    platform = "local"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent: list[tuple[str, Reply, str]] = []  # (user_id, reply, key) that went out
+        self.attempts: list[tuple[str, str]] = []  # every send_dm call: (user_id, key)
+        self.fail: dict[str, SendError] = {}  # user_id -> error to raise
+        self.crash_after_send: set[str] = set()  # user ids whose send "crashes" after sending
+        self.find_calls: list[tuple[str, str]] = []
+
+    def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
+        with self.lock:
+            self.attempts.append((user_id, key))
+            if user_id in self.fail:
+                raise self.fail[user_id]
+            self.sent.append((user_id, reply, key))
+            message_id = f"m{len(self.sent)}"
+            if user_id in self.crash_after_send:
+                raise RuntimeError("process died after sending")
+            return message_id
+
+    def find_sent(self, user_id: str, key: str) -> str | None:
+        with self.lock:
+            self.find_calls.append((user_id, key))
+            for index, (uid, _, k) in enumerate(self.sent, start=1):
+                if uid == user_id and k == key:
+                    return f"m{index}"
+            return None
+
+    def to(self, user_id: str) -> list[Reply]:
+        """Replies sent to one user."""
+        with self.lock:
+            return [reply for uid, reply, _ in self.sent if uid == user_id]
+
+    def keys(self, user_id: str) -> list[str]:
+        """Keys of messages sent to one user."""
+        with self.lock:
+            return [key for uid, _, key in self.sent if uid == user_id]
+
+
+class Clock:
+    """A movable clock."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> dt.datetime:
+        self.now = self.now + dt.timedelta(**kwargs)
+        return self.now
+
+
+def make_bot(
+    db_url: str,
+    recorder: Recorder,
+    clock: Clock,
+    *,
+    catalog: Path | None = None,
+    worker: str | None = None,
+) -> Bot:
+    """A bot on ``db_url`` talking through ``recorder``; ``local:boss`` is an admin."""
+    update: dict[str, object] = {"database_url": db_url, "admins": ["local:boss"]}
+    if catalog is not None:
+        update["catalog"] = str(catalog)
+    settings = load_settings(CONFIG).model_copy(update=update)
+    return build_bot(settings, messengers={"local": recorder}, clock=clock, worker=worker)
+
+
+def item_line(level: str, title: str, number: int) -> str:
+    """A catalog list item; level is one of ⚡ 💎 💡 (or anything, to break it)."""
+    return f"- `{level}` 📄 [{title}](https://arxiv.org/abs/2301.{number:05d})"
+
+
+def write_catalog(path: Path, sections: Iterable[tuple[str, Iterable[str]]]) -> Path:
+    """Write a small catalog: ``[(section, [item lines])]``."""
+    lines = ["# Test guide", ""]
+    for name, items in sections:
+        lines += [f"### {name}", "", *items, ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def text_of(reply: Reply) -> str:
+    """The plain-text rendering of a reply."""
+    return render_plain(reply)
