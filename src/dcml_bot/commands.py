@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from dcml_bot.catalog import Entry, parse_query, run_query
 from dcml_bot.catalog.query import fold, topic_names
 from dcml_bot.delivery import Delivery
-from dcml_bot.i18n import LANGUAGES, text, weekday
+from dcml_bot.i18n import LANGUAGES, text
 from dcml_bot.library import CatalogLibrary
 from dcml_bot.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 from dcml_bot.plan import READ, SKIPPED, SNOOZED, next_paper, plan, summarise, week_of
@@ -287,7 +287,7 @@ class Commands:
         if summary.removed_read:
             context.append(text(lang, "progress.removed", count=summary.removed_read))
         if who.member.enrolled:
-            day, at = self._slot(lang)
+            day, at = self.delivery.slot_label(lang)
             context.append(
                 text(
                     lang,
@@ -308,17 +308,13 @@ class Commands:
         blocks.append(ContextBlock(lines=tuple(context)))
         return Reply(header=text(lang, "progress.header"), blocks=tuple(blocks))
 
-    def _slot(self, lang: str) -> tuple[str, str]:
-        days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-        return weekday(lang, days[self.delivery.weekday]), self.delivery.at.strftime("%H:%M")
-
     def cmd_start(self, who: Caller, rest: str) -> Reply:
         """``start``: enrol in the weekly paper."""
         lang = who.language
         if who.member.enrolled:
             return simple(text(lang, "start.already"))
         self.store.set_enrolled(who.member.id, True, self.clock())
-        day, at = self._slot(lang)
+        day, at = self.delivery.slot_label(lang)
         return simple(
             text(lang, "start.ok", day=day, time=at, tz=self.profiles.timezone(who.member))
         )
@@ -391,7 +387,7 @@ class Commands:
         """``reload``: read the catalog again; a broken version is refused (admins)."""
         lang = who.language
         result = self.library.reload()
-        count = len(result.catalog.entries)
+        count = len(result.catalog.entries) if result.catalog else 0
         if result.status == "rejected":
             return Reply(
                 blocks=(

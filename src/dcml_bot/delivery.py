@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dcml_bot.catalog import Entry
+from dcml_bot.i18n import weekday as weekday_name
 from dcml_bot.library import CatalogLibrary
 from dcml_bot.outbound import Messenger, SendError
 from dcml_bot.plan import SENT, plan, slot_in_week, summarise, week_of
@@ -72,10 +73,15 @@ class Delivery:
         self.library = library
         self.messengers = messengers
         self.profiles = profiles
+        self.day = day
         self.weekday = WEEKDAY_INDEX[day]
         self.at = at
         self.worker = worker
         self.lease = lease
+
+    def slot_label(self, lang: str) -> tuple[str, str]:
+        """The weekly slot as (localised weekday, ``HH:MM``)."""
+        return weekday_name(lang, self.day), self.at.strftime("%H:%M")
 
     def week_for(self, member: MemberRecord, now: dt.datetime) -> str:
         """The member's current ISO week, in their own time zone."""
@@ -168,7 +174,7 @@ class Delivery:
         if claim.recovered:
             found = messenger.find_sent(member.user_id, key)
             if found is not None:
-                self._confirm(member, key, entry, week, found, now)
+                self.confirm(member, key, entry, week, found, now)
                 log.info("reconciled %s: already sent as %s", key, found)
                 return RECOVERED
         lang = self.profiles.language(member)
@@ -196,10 +202,10 @@ class Delivery:
                 exc,
             )
             return FAILED
-        self._confirm(member, key, entry, week, message_id, now)
+        self.confirm(member, key, entry, week, message_id, now)
         return SENT_NOW
 
-    def _confirm(
+    def confirm(
         self,
         member: MemberRecord,
         key: str,
@@ -208,6 +214,7 @@ class Delivery:
         message_id: str,
         now: dt.datetime,
     ) -> None:
+        """Record a weekly paper as sent and as the member's unanswered paper, in one go."""
         self.store.confirm_sent(
             key,
             worker=self.worker,

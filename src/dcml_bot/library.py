@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from dcml_bot.catalog import Catalog, CatalogError, Problem, decode_catalog, parse_catalog
-from dcml_bot.catalog.loader import FETCH_TIMEOUT, MAX_CATALOG_BYTES, is_url
+from dcml_bot.catalog.loader import fetch_catalog, is_url
 from dcml_bot.catalog.source import read_catalog_file
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class ReloadResult:
     """What a reload did: loaded a new version, found none, or kept the old one (with reasons)."""
 
     status: str  # "loaded" | "unchanged" | "rejected"
-    catalog: Catalog
+    catalog: Catalog | None  # what is served now; None only when nothing ever loaded
     errors: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = field(default_factory=tuple)
 
@@ -48,7 +48,7 @@ class CatalogLibrary:
     def load(self) -> Catalog:
         """First load at start-up: a broken catalog raises CatalogError (no fallback yet)."""
         result = self.reload()
-        if result.status == "rejected":
+        if result.catalog is None:
             raise CatalogError("; ".join(result.errors))
         return result.catalog
 
@@ -61,22 +61,9 @@ class CatalogLibrary:
             headers["If-None-Match"] = self._etag
         if self._last_modified:
             headers["If-Modified-Since"] = self._last_modified
-        client = self._http or httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=True)
-        try:
-            response = client.get(self.source, headers=headers)
-        except httpx.HTTPError as exc:
-            raise CatalogError(f"{self.source}: cannot fetch: {exc.__class__.__name__}") from None
-        finally:
-            if self._http is None:
-                client.close()
-        if response.status_code == 304:
+        response = fetch_catalog(self.source, self._http, headers)
+        if response is None:
             return None
-        if response.status_code != 200:
-            raise CatalogError(
-                f"{self.source}: cannot fetch: HTTP {response.status_code} {response.reason_phrase}"
-            )
-        if len(response.content) > MAX_CATALOG_BYTES:
-            raise CatalogError(f"{self.source}: too large to be a reading list")
         text = decode_catalog(response.content, self.source)
         self._etag = response.headers.get("ETag")
         self._last_modified = response.headers.get("Last-Modified")
@@ -105,17 +92,4 @@ class CatalogLibrary:
     def _reject(self, previous: Catalog | None, errors: tuple[str, ...]) -> ReloadResult:
         for error in errors:
             log.error("catalog rejected: %s", error)
-        if previous is None:
-            # Nothing to keep serving: callers at start-up turn this into a fatal error.
-            empty = Catalog(
-                source=self.source,
-                title=None,
-                legend={},
-                legend_from_file=False,
-                sections=(),
-                topics=(),
-                entries=(),
-                listings=0,
-            )
-            return ReloadResult("rejected", empty, errors=errors)
         return ReloadResult("rejected", previous, errors=errors)

@@ -6,13 +6,13 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 
-from dcml_bot.catalog import Level
+from dcml_bot.catalog import Entry, Level
 from dcml_bot.delivery import Delivery, weekly_key
-from dcml_bot.i18n import text, weekday
+from dcml_bot.i18n import text
 from dcml_bot.library import CatalogLibrary
 from dcml_bot.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 from dcml_bot.outbound import Messenger, SendError
-from dcml_bot.plan import SENT, plan, reading_order
+from dcml_bot.plan import plan, reading_order
 from dcml_bot.profile import Profiles
 from dcml_bot.replies import guide_name, paper_blocks
 from dcml_bot.store import MemberRecord, Store
@@ -126,19 +126,9 @@ class Onboarding:
             now=now,
         )
         if claim is not None and claim.item_id == first.id:
-            self.store.confirm_sent(
-                weekly,
-                worker=self.worker,
-                platform_message_id=message_id,
-                member_id=member.id,
-                item_id=first.id,
-                title=first.title,
-                state=SENT,
-                week=week,
-                now=now,
-            )
+            self.delivery.confirm(member, weekly, first, week, message_id, now)
 
-    def _first_paper(self, member: MemberRecord, week: str):  # type: ignore[no-untyped-def]
+    def _first_paper(self, member: MemberRecord, week: str) -> Entry | None:
         progress = self.store.progress_for(member.id)
         return next(iter(plan(self.library.catalog, progress, week)), None)
 
@@ -147,14 +137,14 @@ class Onboarding:
         lang = self.profiles.language(member)
         catalog = self.library.catalog
         essentials = [e for e in reading_order(catalog) if e.level is Level.ESSENTIAL]
-        day, at = self.delivery_time()
+        day, at = self.delivery.slot_label(lang)
         blocks: list[Block] = [
             TextBlock(
                 text=text(
                     lang,
                     "welcome.body",
                     guide=guide_name(catalog),
-                    day=weekday(lang, day),
+                    day=day,
                     time=at,
                     tz=self.profiles.timezone(member),
                 )
@@ -177,11 +167,3 @@ class Onboarding:
         blocks.append(ContextBlock(lines=(text(lang, "welcome.usage"),)))
         name = member.display_name or member.user_id
         return Reply(header=text(lang, "welcome.header", name=name), blocks=tuple(blocks))
-
-    def delivery_time(self) -> tuple[str, str]:
-        """The weekly slot as (weekday key, HH:MM)."""
-        days = {index: name for name, index in _WEEKDAYS.items()}
-        return days[self.delivery.weekday], self.delivery.at.strftime("%H:%M")
-
-
-_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}

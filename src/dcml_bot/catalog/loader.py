@@ -20,17 +20,24 @@ def is_url(source: str) -> bool:
     return urlsplit(source).scheme in {"http", "https"}
 
 
-def fetch_catalog_bytes(url: str, client: httpx.Client | None = None) -> bytes:
-    """GET a catalog URL; raises CatalogError with the status or network failure."""
+def fetch_catalog(
+    url: str, client: httpx.Client | None = None, headers: dict[str, str] | None = None
+) -> httpx.Response | None:
+    """GET a catalog URL: the 200 response, or None for 304 Not Modified.
+
+    Raises CatalogError naming the status or the network failure.
+    """
     own = client is None
     http = client or httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=True)
     try:
-        response = http.get(url)
+        response = http.get(url, headers=headers)
     except httpx.HTTPError as exc:
         raise CatalogError(f"{url}: cannot fetch: {exc.__class__.__name__}: {exc}") from None
     finally:
         if own:
             http.close()
+    if response.status_code == 304:
+        return None
     if response.status_code != 200:
         raise CatalogError(
             f"{url}: cannot fetch: HTTP {response.status_code} {response.reason_phrase}"
@@ -39,12 +46,15 @@ def fetch_catalog_bytes(url: str, client: httpx.Client | None = None) -> bytes:
         raise CatalogError(
             f"{url}: larger than {MAX_CATALOG_BYTES // 1024 // 1024} MiB; not a reading list"
         )
-    return response.content
+    return response
 
 
 def load_catalog_from(source: str) -> Catalog:
     """Read and parse a catalog from a path or URL; raises CatalogError with a one-line message."""
     if is_url(source):
-        return parse_catalog(decode_catalog(fetch_catalog_bytes(source), source), source)
+        response = fetch_catalog(source)
+        if response is None:
+            raise CatalogError(f"{source}: the server answered 304 Not Modified to a plain GET")
+        return parse_catalog(decode_catalog(response.content, source), source)
     path = Path(source).expanduser()
     return parse_catalog(read_catalog_file(path), str(path))

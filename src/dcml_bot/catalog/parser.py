@@ -127,6 +127,7 @@ class _Walk:
     """Mutable state while walking the token stream."""
 
     source: str
+    md: MarkdownIt
     lines: list[str]
     legend: dict[str, Level]
     legend_from_file: bool
@@ -412,7 +413,7 @@ def _walk_list(walk: _Walk, tokens: list[Token], parent: _Raw | None) -> _Raw | 
                     prose.append(_inline_text(children))
             elif first and block.type == "code_block":
                 # "-      `⚡` …" (too many spaces after the dash) tokenises as indented code.
-                parsed = _markdown().parseInline(block.content.strip())
+                parsed = walk.md.parseInline(block.content.strip())
                 children = parsed[0].children or [] if parsed else []
                 raw = _parse_item_inline(walk, children, line)
                 if raw is None:
@@ -474,6 +475,7 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
     section_level, h1_title = _heading_plan(tokens)
     walk = _Walk(
         source=source,
+        md=md,
         lines=text.splitlines(),
         legend=file_legend or dict(DEFAULT_LEGEND),
         legend_from_file=bool(file_legend),

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from dcml_bot.catalog.icons import KIND_ICONS, normalise_icon
+from dcml_bot.catalog.icons import DEFAULT_LEGEND, KIND_ICONS, normalise_icon
 from dcml_bot.catalog.models import Catalog, Entry, Kind, Level
 
 LEVEL_WORDS: dict[str, Level] = {
@@ -107,11 +107,7 @@ def level_of(word: str, catalog: Catalog | None = None) -> Level | None:
         return LEVEL_WORDS[folded]
     icon = normalise_icon(word.strip("`"))
     legend = catalog.legend if catalog is not None else {}
-    return legend.get(icon) or {
-        "⚡": Level.ESSENTIAL,
-        "💎": Level.OPTIONAL,
-        "💡": Level.ADVANCED,
-    }.get(icon)
+    return legend.get(icon) or DEFAULT_LEGEND.get(icon)
 
 
 def kind_of(word: str) -> Kind | None:

@@ -26,17 +26,11 @@ class LocalMessenger:
 
     def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
         """Store the DM (deduplicated on key) and tell listeners about new ones."""
-        message_id, created = self.store.local_post(
-            user_id, reply.model_dump_json(), key=key, now=self.clock()
-        )
+        body, now = reply.model_dump_json(), self.clock()
+        message_id, created = self.store.local_post(user_id, body, key=key, now=now)
         if created:
             record = LocalMessageRecord(
-                id=message_id,
-                user_id=user_id,
-                key=key,
-                reply=reply.model_dump_json(),
-                created_at=self.clock(),
-                updated_at=self.clock(),
+                id=message_id, user_id=user_id, key=key, reply=body, created_at=now, updated_at=now
             )
             for listener in self.listeners:
                 listener(record)
