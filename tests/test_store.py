@@ -213,6 +213,24 @@ def test_progress_counts(store: Store) -> None:
     }
 
 
+def test_progress_for_members_matches_progress_for(store: Store) -> None:
+    ann, bob, carol = (_member_id(store, user) for user in ("U1", "U2", "U3"))
+    store.set_progress(ann, "b", "read", title="B", now=T0)
+    store.set_progress(ann, "a", "snoozed", title="A", week=WEEK, now=T0 + MINUTE)
+    store.set_progress(bob, "a", "skipped", title="A", now=T0)
+    store.set_progress(carol, "c", "read", title="C", now=T0)
+    assert store.progress_for_members([]) == {}
+    grouped = store.progress_for_members([bob, ann, ann])
+    assert grouped == {ann: store.progress_for(ann), bob: store.progress_for(bob)}
+    assert list(grouped[ann]) == ["a", "b"]
+    assert grouped[ann]["a"].snoozed_week == WEEK
+    assert grouped[ann]["a"].updated_at == T0 + MINUTE
+    # More ids than one IN list holds, most of them unknown: every id answers, unknown ones {}.
+    many = store.progress_for_members(range(1, 2_500))
+    assert len(many) == 2_499
+    assert (many[ann], many[carol], many[2_000]) == (grouped[ann], store.progress_for(carol), {})
+
+
 def test_deleting_a_member_deletes_its_progress(store: Store) -> None:
     member_id = _member_id(store)
     keep = _member_id(store, "U2")
@@ -503,6 +521,13 @@ def test_outbox_for_week_and_stats(store: Store) -> None:
     assert store.outbox_stats(WEEK) == {"claimed": 1, "sent": 1, "failed": 1, "dead": 0}
     assert store.outbox_stats("2026-W49") == {"claimed": 1, "sent": 0, "failed": 0, "dead": 0}
     assert store.outbox_stats("2030-W01") == {"claimed": 0, "sent": 0, "failed": 0, "dead": 0}
+
+    by_key = store.outbox_for_keys([f"weekly:slack:{u}:{WEEK}" for u in ("U3", "U1", "U9", "U1")])
+    assert by_key == {row.key: row for row in rows if row.member_id in (ann, carol)}
+    assert store.outbox_for_keys([]) == {}
+    # More keys than one IN list holds, most of them unknown.
+    many = store.outbox_for_keys([f"k{i}" for i in range(2_000)] + ["welcome:slack:U1"])
+    assert list(many) == ["welcome:slack:U1"] and many["welcome:slack:U1"].kind == "welcome"
 
 
 # Outbox: concurrency

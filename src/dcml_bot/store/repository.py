@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +25,13 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from dcml_bot.store.database import writer
 from dcml_bot.store.schema import (
+    LOCAL_CHANNELS,
     OUTBOX_KINDS,
     OUTBOX_STATUSES,
     PROGRESS_STATES,
     UNANSWERED_STATES,
     LocalMessage,
+    LocalState,
     Member,
     Outbox,
     ProcessedEvent,
@@ -39,6 +41,8 @@ from dcml_bot.store.schema import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
+# Ids per IN (...) list: below the 999 bound parameters older SQLite builds allow.
+_IN_BATCH = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class LocalMessageRecord:
     reply: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    channel: str = "dm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,17 @@ def _member(row: Member) -> MemberRecord:
         joined_at=row.joined_at,
         onboarded_at=row.onboarded_at,
     )
+
+
+# In ProgressRecord's field order.
+_PROGRESS_COLUMNS = (
+    Progress.member_id,
+    Progress.item_id,
+    Progress.state,
+    Progress.title,
+    Progress.snoozed_week,
+    Progress.updated_at,
+)
 
 
 def _progress(row: Progress) -> ProgressRecord:
@@ -246,6 +262,16 @@ class Store:
     def dispose(self) -> None:
         """Close all pooled connections."""
         self.engine.dispose()
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(select(1))
+        except Exception:
+            logger.warning("database ping failed", exc_info=True)
+            return False
+        return True
 
     def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
         if self._dialect == "postgresql":
@@ -406,6 +432,25 @@ class Store:
         query = select(Progress).where(Progress.member_id == member_id).order_by(Progress.item_id)
         with self._read.begin() as session:
             return {row.item_id: _progress(row) for row in session.execute(query).scalars()}
+
+    def progress_for_members(
+        self, member_ids: Iterable[int]
+    ) -> dict[int, dict[str, ProgressRecord]]:
+        """Return member id -> item id -> progress for the given members ({} for none yet)."""
+        ids = sorted(set(member_ids))
+        progress: dict[int, dict[str, ProgressRecord]] = {member_id: {} for member_id in ids}
+        with self._read.begin() as session:
+            for start in range(0, len(ids), _IN_BATCH):
+                query = (
+                    select(*_PROGRESS_COLUMNS)
+                    .where(Progress.member_id.in_(ids[start : start + _IN_BATCH]))
+                    .order_by(Progress.member_id, Progress.item_id)
+                )
+                # Plain columns, not ORM objects: this is the hot path of a weekly run.
+                for row in session.execute(query):
+                    record = ProgressRecord(*row)
+                    progress[record.member_id][record.item_id] = record
+        return progress
 
     def progress_counts(self) -> dict[int, dict[str, int]]:
         """Return member id -> state -> count (every state present) for members with progress."""
@@ -637,6 +682,16 @@ class Store:
         with self._read.begin() as session:
             return [_outbox(row) for row in session.execute(query).scalars()]
 
+    def outbox_for_keys(self, keys: Iterable[str]) -> dict[str, OutboxRecord]:
+        """Return the outbox rows of these keys, keyed by key (unknown keys are left out)."""
+        wanted = sorted(set(keys))
+        rows: dict[str, OutboxRecord] = {}
+        with self._read.begin() as session:
+            for start in range(0, len(wanted), _IN_BATCH):
+                query = select(Outbox).where(Outbox.key.in_(wanted[start : start + _IN_BATCH]))
+                rows.update((row.key, _outbox(row)) for row in session.execute(query).scalars())
+        return rows
+
     def due_retries(self, now: dt.datetime, kind: str | None = None) -> list[OutboxRecord]:
         """Return rows to try again: failed and due, or claimed with an expired lease."""
         query = (
@@ -668,11 +723,18 @@ class Store:
     # The built-in local platform's messages
 
     def local_post(
-        self, user_id: str, reply: str, *, key: str | None, now: dt.datetime
+        self,
+        user_id: str,
+        reply: str,
+        *,
+        key: str | None,
+        now: dt.datetime,
+        channel: str = "dm",
     ) -> tuple[int, bool]:
         """Store a local DM; with a key already used, keep the first. Returns (id, created)."""
+        _check("channel", channel, LOCAL_CHANNELS)
         insert = self._insert(LocalMessage).values(
-            user_id=user_id, key=key, reply=reply, created_at=now, updated_at=now
+            user_id=user_id, key=key, channel=channel, reply=reply, created_at=now, updated_at=now
         )
         with self._write.begin() as session:
             if key is None:
@@ -702,11 +764,15 @@ class Store:
         with self._write.begin() as session:
             return bool(_dml(session, statement).rowcount)
 
-    def local_messages(self, user_id: str | None = None) -> list[LocalMessageRecord]:
-        """Local messages, oldest first, for one user or everyone."""
+    def local_messages(
+        self, user_id: str | None = None, *, channel: str | None = None
+    ) -> list[LocalMessageRecord]:
+        """Local messages, oldest first, for one user or everyone, in one channel or all."""
         query = select(LocalMessage).order_by(LocalMessage.id)
         if user_id is not None:
             query = query.where(LocalMessage.user_id == user_id)
+        if channel is not None:
+            query = query.where(LocalMessage.channel == channel)
         with self._read.begin() as session:
             return [
                 LocalMessageRecord(
@@ -716,6 +782,21 @@ class Store:
                     reply=row.reply,
                     created_at=row.created_at,
                     updated_at=row.updated_at,
+                    channel=row.channel,
                 )
                 for row in session.scalars(query)
             ]
+
+    def local_get(self, name: str) -> str | None:
+        """A named value of the local lab, if set."""
+        with self._read.begin() as session:
+            return session.scalar(select(LocalState.value).where(LocalState.name == name))
+
+    def local_set(self, name: str, value: str) -> None:
+        """Set a named value of the local lab."""
+        insert = self._insert(LocalState).values(name=name, value=value)
+        with self._write.begin() as session:
+            _dml(
+                session,
+                insert.on_conflict_do_update(index_elements=["name"], set_={"value": value}),
+            )

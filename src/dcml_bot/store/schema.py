@@ -33,8 +33,9 @@ NAMING_CONVENTION = {
 # "sent": delivered by the bot, not answered yet; the others are the member's answers.
 PROGRESS_STATES = ("read", "skipped", "snoozed", "sent")
 UNANSWERED_STATES = ("snoozed", "sent")
-OUTBOX_KINDS = ("welcome", "weekly")
+OUTBOX_KINDS = ("welcome", "weekly", "notice")
 OUTBOX_STATUSES = ("claimed", "sent", "failed", "dead")
+LOCAL_CHANNELS = ("dm", "chat")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -158,6 +159,17 @@ class LocalMessage(Base):
     user_id: Mapped[str] = mapped_column(String, index=True)
     # The once-only key the core sent it with; the platform keeps at most one message per key.
     key: Mapped[str | None] = mapped_column(String, unique=True)
+    # "dm": a direct message from the bot; "chat": a command typed on the local web page.
+    channel: Mapped[str] = mapped_column(String, default="dm", server_default="dm")
     reply: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LocalState(Base):
+    """Small named values of the local lab (its simulated clock offset)."""
+
+    __tablename__ = "local_state"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
