@@ -6,12 +6,14 @@ import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dcml_bot.app import Bot
 from dcml_bot.delivery import weekly_key
 from dcml_bot.outbound import SendError
+from dcml_bot.store import Claim, MemberRecord
 from support import (
     MONDAY_SLOT,
     NEXT_WEEK,
@@ -139,6 +141,58 @@ def test_concurrent_forced_runs_send_once(
     assert errors == []
     assert sorted(uid for uid, _, _ in recorder.sent) == users
     assert len(recorder.attempts) == len(users)
+
+
+def test_papers_sent_by_another_process_after_the_preload_go_once(
+    db_url: str,
+    bot: Bot,
+    recorder: Recorder,
+    clock: Clock,
+    small: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enrol(bot, "alice", "bob", "carol")
+    bob, carol = bot.member("local", "bob"), bot.member("local", "carol")
+    other = make_bot(db_url, recorder, clock, catalog=small, worker="other")
+    claimed: list[str] = []
+    claim = bot.store.claim
+
+    def counting_claim(key: str, **kwargs: Any) -> Claim | None:
+        claimed.append(key)
+        return claim(key, **kwargs)
+
+    monkeypatch.setattr(bot.store, "claim", counting_claim)
+    outcomes: dict[str, str] = {}
+
+    def after(member: MemberRecord, outcome: str) -> None:
+        outcomes[member.user_id] = outcome
+        if member.user_id == "alice":
+            # The run has read everyone's (empty) outbox rows and progress already.
+            for late in (bob, carol):
+                outcomes[f"other:{late.user_id}"] = other.delivery.deliver_one(late, WEEK, clock())
+
+    try:
+        report = bot.delivery.deliver(clock(), on_member=after)
+    finally:
+        other.close()
+    assert outcomes == {
+        "alice": "sent",
+        "other:bob": "sent",
+        "other:carol": "sent",
+        "bob": "already",
+        "carol": "already",
+    }
+    assert report.count("sent") == 1 and report.count("already") == 2
+    for late in (bob, carol):
+        assert recorder.keys(late.user_id) == [weekly_key(late, WEEK)]
+        row = bot.store.get_outbox(weekly_key(late, WEEK))
+        assert row is not None and (row.status, row.claimed_by) == ("sent", "other")
+    assert len(recorder.attempts) == 3
+    # Bob's claim found the preload stale; carol's row was then read afresh, without a claim.
+    assert claimed == [weekly_key(m, WEEK) for m in (bot.member("local", "alice"), bob)]
+    # A paper already sent is skipped on the preload alone.
+    assert bot.delivery.deliver(clock()).count("already") == 3
+    assert len(claimed) == 2
 
 
 def test_transient_failure_is_retried_once(bot: Bot, recorder: Recorder, clock: Clock) -> None:

@@ -344,9 +344,10 @@ class Commands:
         members = self.store.list_members()
         if not members:
             return simple(text(lang, "lab.none"))
+        everyone = self.store.progress_for_members(member.id for member in members)
         lines = []
         for member in members:
-            progress = self.store.progress_for(member.id)
+            progress = everyone[member.id]
             summary = summarise(catalog, progress)
             upcoming = next_paper(
                 catalog, progress, week_of(self.clock(), self.profiles.timezone(member))

@@ -15,14 +15,17 @@ from dcml_bot.outbound import Messenger, SendError
 from dcml_bot.plan import SENT, plan, slot_in_week, summarise, week_of
 from dcml_bot.profile import Profiles
 from dcml_bot.replies import weekly_reply
-from dcml_bot.store import MemberRecord, Store
+from dcml_bot.store import MemberRecord, OutboxRecord, ProgressRecord, Store
 
 log = logging.getLogger(__name__)
 
 WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 RETRY_BASE = dt.timedelta(minutes=2)
 RETRY_MAX = dt.timedelta(hours=6)
+# After a claim finds the preloaded row stale, read rows fresh for this many members.
+CONTENDED_SPAN = 100
 
+MISSED = "missed"
 SENT_NOW, ALREADY, NOTHING, FAILED, RECOVERED, BUSY, NOT_DUE, WOULD_SEND, NO_PLATFORM = (
     "sent",
     "already",
@@ -34,6 +37,11 @@ SENT_NOW, ALREADY, NOTHING, FAILED, RECOVERED, BUSY, NOT_DUE, WOULD_SEND, NO_PLA
     "would-send",
     "no-platform",
 )
+
+
+def _finished(row: OutboxRecord | None) -> bool:
+    """Whether an outbox row is final: sent, or dead (never retried)."""
+    return row is not None and row.status in {"sent", "dead"}
 
 
 def weekly_key(member: MemberRecord, week: str) -> str:
@@ -87,10 +95,13 @@ class Delivery:
         """The member's current ISO week, in their own time zone."""
         return week_of(now, self.profiles.timezone(member))
 
+    def slot(self, member: MemberRecord, week: str) -> dt.datetime:
+        """The member's weekly slot in that week (in their time zone)."""
+        return slot_in_week(week, self.profiles.timezone(member), self.weekday, self.at)
+
     def is_due(self, member: MemberRecord, week: str, now: dt.datetime) -> bool:
         """Whether the member's slot in that week has come (in their time zone)."""
-        slot = slot_in_week(week, self.profiles.timezone(member), self.weekday, self.at)
-        return now >= slot
+        return now >= self.slot(member, week)
 
     def deliver(
         self,
@@ -99,20 +110,66 @@ class Delivery:
         week: str | None = None,
         force: bool = False,
         dry_run: bool = False,
+        late_limit: dt.timedelta | None = None,
         on_member: Callable[[MemberRecord, str], None] | None = None,
     ) -> DeliveryReport:
         """Deliver to every enrolled member: ``week`` for all, else each member's current week.
 
         Without ``force`` a member is served only once their slot has passed (the scheduler's
-        mode); ``force`` (an admin's ``remind``) serves the week now.
+        mode), and with ``late_limit`` not when it passed longer ago than that (no catch-up);
+        ``force`` (an admin's ``remind``) serves the week now.
         """
         report = DeliveryReport(week=week)
-        for member in self.store.list_members(enrolled=True):
-            member_week = week or self.week_for(member, now)
-            if not force and not self.is_due(member, member_week, now):
-                outcome = NOT_DUE
+        members = self.store.list_members(enrolled=True)
+        weeks = {m.id: week or self.week_for(m, now) for m in members}
+        keys = {
+            m.id: weekly_key(m, weeks[m.id])
+            for m in members
+            if force or self.is_due(m, weeks[m.id], now)
+        }
+        outbox = self.store.outbox_for_keys(keys.values())
+        missed: set[int] = set()
+        if late_limit is not None and not force:
+            # A slot missed by more than the limit is skipped, unless that week's paper is
+            # already under way (a retry of a failed send still goes out).
+            for m in members:
+                key = keys.get(m.id)
+                late = now - self.slot(m, weeks[m.id]) > late_limit
+                if key is not None and late and key not in outbox:
+                    del keys[m.id]
+                    missed.add(m.id)
+        # Sent and dead rows are final, so skipping them on a possibly stale read is safe; any
+        # other row may have changed since, and the claim is what decides.
+        open_ids = [
+            m.id
+            for m in members
+            if m.id in keys
+            and m.platform in self.messengers
+            and not _finished(outbox.get(keys[m.id]))
+        ]
+        progress = self.store.progress_for_members(open_ids) if open_ids else {}
+        contended_until = -1
+        for index, member in enumerate(members):
+            key = keys.get(member.id)
+            if key is None:
+                outcome = MISSED if member.id in missed else NOT_DUE
             else:
-                outcome = self.deliver_one(member, member_week, now, dry_run=dry_run, report=report)
+                preloaded = existing = outbox.get(key)
+                if index <= contended_until and not _finished(existing):
+                    # Another run is serving these members too: a fresh read lets this run
+                    # skip what that one already sent instead of queueing for its claim.
+                    existing = self.store.get_outbox(key)
+                outcome = self._deliver(
+                    member,
+                    weeks[member.id],
+                    now,
+                    existing=existing,
+                    progress=progress.get(member.id, {}),
+                    dry_run=dry_run,
+                    report=report,
+                )
+                if outcome in {ALREADY, BUSY} and not _finished(preloaded):
+                    contended_until = index + CONTENDED_SPAN
             report.outcomes[outcome] += 1
             if on_member is not None:
                 on_member(member, outcome)
@@ -128,15 +185,40 @@ class Delivery:
         report: DeliveryReport | None = None,
     ) -> str:
         """Deliver one member's paper for one week; returns the outcome."""
+        if member.platform not in self.messengers:
+            return NO_PLATFORM
+        existing = self.store.get_outbox(weekly_key(member, week))
+        if _finished(existing):
+            return ALREADY
+        return self._deliver(
+            member,
+            week,
+            now,
+            existing=existing,
+            progress=self.store.progress_for(member.id),
+            dry_run=dry_run,
+            report=report,
+        )
+
+    def _deliver(
+        self,
+        member: MemberRecord,
+        week: str,
+        now: dt.datetime,
+        *,
+        existing: OutboxRecord | None,
+        progress: Mapping[str, ProgressRecord],
+        dry_run: bool,
+        report: DeliveryReport | None,
+    ) -> str:
+        """Deliver one member's paper given their outbox row and progress as read earlier."""
         messenger = self.messengers.get(member.platform)
         if messenger is None:
             return NO_PLATFORM
-        key = weekly_key(member, week)
-        existing = self.store.get_outbox(key)
-        if existing is not None and existing.status in {"sent", "dead"}:
+        if _finished(existing):
             return ALREADY
+        key = weekly_key(member, week)
         catalog = self.library.catalog
-        progress = self.store.progress_for(member.id)
         candidates = plan(catalog, progress, week)
         if existing is None and not candidates:
             return NOTHING
