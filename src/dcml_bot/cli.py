@@ -278,9 +278,52 @@ def remind(
         out.print(table)
     summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(report.outcomes.items()))
     out.print(f"{len(members)} enrolled member(s); {summary or 'nothing to do'}")
+    if report.count("busy"):
+        minutes = int(bot.delivery.lease.total_seconds() // 60)
+        out.print(
+            f"{report.count('busy')} member(s) are held by another run, or by one that crashed: "
+            f"their claim expires within {minutes} min, then the scheduler's next tick (or "
+            "another `remind`) checks the platform and sends only what is missing."
+        )
     bot.close()
     if report.count("failed"):
         raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default: from config).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="Port to listen on (default: from config)."),
+    ] = None,
+) -> None:
+    """Run the bot: HTTP endpoints, Slack/Feishu connections and the weekly scheduler."""
+    from dcml_bot.app import build_service
+    from dcml_bot.server import serve as run_server
+
+    settings = _settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        service = build_service(settings)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # the database or a platform is unreachable: one line, no traceback
+        log.debug("start-up failed", exc_info=True)
+        raise _fail(f"cannot start: {exc.__class__.__name__}: {exc}") from None
+    bind_host = host or settings.host
+    bind_port = settings.port if port is None else port
+    names = ", ".join(sorted(service.bot.messengers)) or "none"
+    typer.echo(f"dcml-bot serving on http://{bind_host}:{bind_port}/ (platforms: {names})")
+    run_server(service, bind_host, bind_port)
 
 
 @app.command("console")

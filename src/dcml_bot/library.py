@@ -45,6 +45,11 @@ class CatalogLibrary:
             raise RuntimeError("catalog not loaded")
         return self._catalog
 
+    @property
+    def current(self) -> Catalog | None:
+        """The catalog being served, or None before the first successful load."""
+        return self._catalog
+
     def load(self) -> Catalog:
         """First load at start-up: a broken catalog raises CatalogError (no fallback yet)."""
         result = self.reload()

@@ -1,0 +1,60 @@
+"""The one HTTP service: platform endpoints, /healthz and /metrics, on Starlette and uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from dcml_bot.app import Service
+from dcml_bot.metrics import CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+
+def build_http_app(service: Service) -> Starlette:
+    """The ASGI app: every platform's routes plus /healthz and /metrics."""
+
+    async def healthz(request: Request) -> Response:
+        ok, body = await run_in_threadpool(service.health)
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(service.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    for platform in service.platforms:
+        routes += platform.routes()
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(service: Service, host: str, port: int) -> None:
+    """Run the service under uvicorn until interrupted (SIGINT/SIGTERM stop it cleanly)."""
+    config = uvicorn.Config(
+        build_http_app(service),
+        host=host,
+        port=port,
+        log_config=None,  # keep the bot's own logging set-up
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

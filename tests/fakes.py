@@ -1,0 +1,101 @@
+"""Local fakes at the wire: a recording HTTP API server on port 0, and a running bot service."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import uvicorn
+
+Handler = Callable[[dict[str, Any]], tuple[int, Any, dict[str, str]]]
+
+
+class FakeAPI:
+    """A threaded HTTP server that records every request and answers from per-path handlers."""
+
+    def __init__(self, routes: dict[str, Handler] | None = None) -> None:
+        self.routes: dict[str, Handler] = dict(routes or {})
+        self.calls: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(size) if size else b""
+                url = urlsplit(self.path)
+                ctype = (self.headers.get("Content-Type") or "").split(";")[0]
+                body: Any
+                if raw and (ctype == "application/json" or (not ctype and raw[:1] in b"{[")):
+                    body = json.loads(raw)  # lark-oapi posts its token request without a type
+                elif ctype == "application/x-www-form-urlencoded":
+                    body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                else:
+                    body = raw.decode("utf-8", "replace")
+                request = {
+                    "method": self.command,
+                    "path": url.path,
+                    "query": {k: v[0] for k, v in parse_qs(url.query).items()},
+                    "headers": dict(self.headers.items()),
+                    "body": body,
+                }
+                with outer.lock:
+                    outer.calls.append(request)
+                handler = outer.routes.get(url.path, lambda r: (200, {"ok": True}, {}))
+                status, payload, headers = handler(request)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeAPI:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def requests(self, path: str) -> list[dict[str, Any]]:
+        """Recorded requests to one path, oldest first."""
+        with self.lock:
+            return [c for c in self.calls if c["path"] == path]
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1, port 0; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
