@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dcml_bot.commands import Commands
 from dcml_bot.delivery import Delivery
@@ -17,6 +18,13 @@ from dcml_bot.outbound import Messenger
 from dcml_bot.profile import Profiles
 from dcml_bot.settings import Settings
 from dcml_bot.store import MemberRecord, Store, open_store
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from dcml_bot.metrics import Metrics
+    from dcml_bot.platforms.local import LocalClock, LocalMessenger
+    from dcml_bot.scheduler import Jobs, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +125,130 @@ def build_bot(
         messengers=outgoing,
         clock=clock,
     )
+
+
+class Platform(Protocol):
+    """A chat platform's inbound side as the server sees it (implemented in ``platforms/``)."""
+
+    name: str
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """HTTP routes this platform serves (may be empty, e.g. in Socket Mode)."""
+        ...
+
+    def start(self) -> None:
+        """Start background connections (Socket Mode, long connection, workers)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop them, letting queued work finish."""
+        ...
+
+
+@dataclass
+class Service:
+    """A running bot: the core, its platforms, its scheduler and its metrics."""
+
+    bot: Bot
+    metrics: Metrics
+    jobs: Jobs
+    scheduler: Scheduler | None
+    platforms: list[Platform] = field(default_factory=list)
+
+    def start(self) -> None:
+        """Start platforms, then the scheduler."""
+        for platform in self.platforms:
+            platform.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the scheduler, then platforms, then release the database."""
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        for platform in reversed(self.platforms):
+            try:
+                platform.stop()
+            except Exception:
+                log.exception("stopping %s failed", platform.name)
+        self.bot.close()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the bot can work, and the details /healthz reports."""
+        database = self.bot.store.ping()
+        catalog = self.bot.library.current
+        next_run = self.scheduler.next_run() if self.scheduler is not None else None
+        if catalog is not None:
+            self.metrics.catalog_items.set(len(catalog.entries))
+        body = {
+            "status": "ok" if database and catalog is not None else "degraded",
+            "catalog": {
+                "source": self.bot.library.source,
+                "items": len(catalog.entries) if catalog is not None else 0,
+            },
+            "platforms": sorted(self.bot.messengers),
+            "database": {"reachable": database},
+            "scheduler": {
+                "next_run": next_run.astimezone(dt.UTC).isoformat() if next_run else None,
+                "timezone": self.bot.settings.timezone,
+            },
+        }
+        return database and catalog is not None, body
+
+
+def build_service(
+    settings: Settings,
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    tick_minutes: int = 15,
+    schedule: bool = True,
+) -> Service:
+    """Wire everything ``serve`` runs: the bot, each enabled platform, metrics, the scheduler."""
+    from dcml_bot.metrics import Metrics
+    from dcml_bot.scheduler import Jobs, Scheduler
+
+    store = open_store(settings.database_url)
+    metrics = Metrics()
+    messengers: dict[str, Messenger] = {}
+    starters: list[Callable[[Bot], Platform]] = []
+    try:
+        if settings.slack_enabled:
+            # Imported only when enabled: a Feishu-only or local bot never loads the Slack SDK.
+            from dcml_bot.platforms.slack import SlackMessenger, SlackPlatform, make_client
+
+            slack = SlackMessenger(make_client(settings))
+            messengers["slack"] = slack
+            starters.append(lambda bot: SlackPlatform(bot, metrics, slack))
+        if settings.feishu_enabled:
+            # Imported only when enabled: `import lark_oapi` alone takes about 2 s.
+            from dcml_bot.platforms.feishu import FeishuMessenger
+            from dcml_bot.platforms.feishu import make_client as make_feishu_client
+            from dcml_bot.platforms.feishu_events import FeishuPlatform
+
+            feishu = FeishuMessenger(
+                make_feishu_client(settings), metrics=metrics, language=settings.feishu.language
+            )
+            messengers["feishu"] = feishu
+            starters.append(lambda bot: FeishuPlatform(bot, metrics, feishu))
+        local: LocalMessenger | None = None
+        local_clock: LocalClock | None = None
+        if settings.local_enabled:
+            from dcml_bot.platforms.local import LocalClock, LocalMessenger
+
+            if not (settings.slack_enabled or settings.feishu_enabled):
+                # Alone, the local lab has its own clock, which the web page can move ahead.
+                clock = local_clock = LocalClock(store, clock)
+            local = LocalMessenger(store, clock)
+            messengers["local"] = local
+        bot = build_bot(settings, messengers=messengers, clock=clock, store=store)
+    except BaseException:
+        store.dispose()
+        raise
+    platforms = [start(bot) for start in starters]
+    jobs = Jobs(bot, on_report=metrics.record_report)
+    if local is not None:
+        from dcml_bot.platforms.web import LocalWebPlatform
+
+        platforms.append(LocalWebPlatform(bot, local, jobs, local_clock))
+    scheduler = Scheduler(jobs, tick_minutes=tick_minutes) if schedule else None
+    return Service(bot=bot, metrics=metrics, jobs=jobs, scheduler=scheduler, platforms=platforms)

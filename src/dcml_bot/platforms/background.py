@@ -1,0 +1,61 @@
+"""Work a platform does after answering a request: a thread pool that can be drained."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from dcml_bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    """A thread pool whose failures are logged and counted, and whose queue can be awaited."""
+
+    def __init__(self, name: str, metrics: Metrics, workers: int = 8) -> None:
+        self.name = name
+        self.metrics = metrics
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._pending: set[Future[Any]] = set()
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``work(*args)`` on the pool."""
+        future = self.pool.submit(self._guarded, work, *args)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until the work queued so far (and what it queued) has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                pending = list(self._pending)
+            if not pending:
+                return
+            for future in pending:
+                future.exception(timeout=max(deadline - time.monotonic(), 0.01))
+        raise TimeoutError(f"{self.name} background work did not finish")
+
+    def shutdown(self) -> None:
+        """Finish queued work and stop the threads."""
+        self.pool.shutdown(wait=True)
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def _guarded(self, work: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return work(*args)
+        except Exception:
+            self.metrics.errors.labels(f"{self.name}.{getattr(work, '__name__', 'work')}").inc()
+            log.exception("%s: background work failed", self.name)
+            raise

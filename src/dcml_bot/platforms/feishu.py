@@ -1,0 +1,326 @@
+"""Feishu / Lark outgoing side: the lark-oapi client, a send pacer, and DMs as cards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Importing lark_oapi costs ~2 s: this module is imported only from build_service's Feishu branch.
+import lark_oapi as lark  # type: ignore[import-untyped]
+from lark_oapi.api.im.v1 import (  # type: ignore[import-untyped]
+    CreateMessageRequest,
+    CreateMessageRequestBody,
+    PatchMessageRequest,
+    PatchMessageRequestBody,
+    ReplyMessageRequest,
+    ReplyMessageRequestBody,
+)
+from lark_oapi.core.token.manager import TokenManager  # type: ignore[import-untyped]
+
+from dcml_bot.messages import Reply
+from dcml_bot.metrics import Metrics
+from dcml_bot.outbound import SendError
+from dcml_bot.platforms.feishu_cards import dumps, render_card, render_post, render_text
+from dcml_bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "feishu"
+# Feishu's documented limits: 5 messages/s to one user or group, 50/s per app.
+PER_TARGET_INTERVAL = 0.2
+PER_APP_INTERVAL = 0.02
+DEFAULT_RETRY_AFTER = 10.0
+RATE_LIMITED = frozenset({99991400, 230020})
+# The recipient cannot be reached by this app: no retry will change that.
+UNREACHABLE = frozenset(
+    {
+        230013,  # the user is outside the app's availability range
+        230002,  # the bot is not in the chat
+        230006,  # the bot ability is not enabled
+        230027,  # the app lacks the permission to send
+    }
+)
+# The cached tenant_access_token was revoked or expired early: fetch a new one and try again.
+STALE_TOKEN = frozenset({99991663, 99991668})
+UUID_PREFIX = "dcml-"
+
+
+def delivery_uuid(key: str) -> str:
+    """Feishu's idempotency ``uuid`` (≤ 50 chars) for a once-only delivery key."""
+    return UUID_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def make_client(settings: Settings) -> Any:
+    """A lark-oapi client for the configured app and API origin."""
+    assert settings.feishu_app_id is not None and settings.feishu_app_secret is not None
+    return (
+        lark.Client.builder()
+        .app_id(settings.feishu_app_id.get_secret_value())
+        .app_secret(settings.feishu_app_secret.get_secret_value())
+        # lark-oapi accepts an origin only: no path, not even a trailing "/".
+        .domain(settings.feishu_domain.rstrip("/"))
+        .timeout(10)
+        .log_level(lark.LogLevel.WARNING)
+        .build()
+    )
+
+
+class Pacer:
+    """Spaces out sends: a minimum interval per target (user or chat) and for the whole app."""
+
+    def __init__(
+        self,
+        per_target: float = PER_TARGET_INTERVAL,
+        per_app: float = PER_APP_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.per_target = per_target
+        self.per_app = per_app
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_app = 0.0
+        self._next: dict[str, float] = {}
+
+    def wait(self, target: str) -> float:
+        """Block until a send to ``target`` is within the limits; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            at = max(now, self._next_app, self._next.get(target, 0.0))
+            self._next_app = at + self.per_app
+            self._next[target] = at + self.per_target
+            if len(self._next) > 1024:
+                self._next = {k: v for k, v in self._next.items() if v > now}
+        delay = at - now
+        if delay > 0:
+            self._sleep(delay)
+        return max(delay, 0.0)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed API call, as far as deciding what to do next is concerned."""
+
+    code: int | None
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        """Throttled by the gateway or the per-chat limit."""
+        return self.status == 429 or self.code in RATE_LIMITED
+
+    @property
+    def unreachable(self) -> bool:
+        """The recipient cannot be reached by this app."""
+        return self.code in UNREACHABLE
+
+    @property
+    def transient(self) -> bool:
+        """A network or server problem: the content is not to blame."""
+        return self.code is None or (self.status is not None and self.status >= 500)
+
+    def error(self) -> SendError:
+        """This failure as the core's SendError."""
+        text = f"feishu: {self.code if self.code is not None else 'error'} {self.message}".strip()
+        if self.rate_limited:
+            return SendError(text, retry_after=self.retry_after or DEFAULT_RETRY_AFTER)
+        return SendError(text, permanent=self.unreachable)
+
+
+def _header(headers: dict[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _failure(response: Any) -> Failure:
+    raw = getattr(response, "raw", None)
+    status = getattr(raw, "status_code", None)
+    reset = _header(getattr(raw, "headers", None), "x-ogw-ratelimit-reset")
+    try:
+        retry_after = float(reset) if reset else None
+    except ValueError:
+        retry_after = None
+    code = getattr(response, "code", None)
+    return Failure(
+        code=int(code) if isinstance(code, int) else -1,
+        message=str(getattr(response, "msg", "") or ""),
+        status=status if isinstance(status, int) else None,
+        retry_after=retry_after,
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a message goes: a new message to a user or chat, or a reply to a message."""
+
+    kind: str  # "open_id" or "chat_id" (create), or "reply"
+    id: str
+    pace_key: str
+
+
+class FeishuMessenger:
+    """Sends cards (falling back to rich text, then text) by open_id or as message replies."""
+
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        metrics: Metrics | None = None,
+        pacer: Pacer | None = None,
+        language: str = "zh",
+    ) -> None:
+        self.client = client
+        self.metrics = metrics
+        self.pacer = pacer or Pacer()
+        self.locale = "zh_cn" if language == "zh" else "en_us"
+
+    # --- the core's Messenger protocol ------------------------------------------------------
+
+    def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
+        """DM a user by open_id; ``uuid`` from ``key`` lets Feishu drop a resend within 1 h."""
+        return self.send(Target("open_id", user_id, user_id), reply, uuid=delivery_uuid(key))
+
+    def find_sent(self, user_id: str, key: str) -> str | None:
+        """Feishu cannot look messages up by key; the resend's ``uuid`` dedupes it instead."""
+        return None
+
+    # --- replies ----------------------------------------------------------------------------
+
+    def reply_to(self, message_id: str, chat_id: str, reply: Reply, *, uuid: str | None) -> str:
+        """Answer a message in its chat (DM or group)."""
+        return self.send(Target("reply", message_id, chat_id or message_id), reply, uuid=uuid)
+
+    def update_card(self, message_id: str, card: dict[str, Any]) -> None:
+        """Replace a card the bot sent (used when a button's answer missed the callback)."""
+        request = (
+            PatchMessageRequest.builder()
+            .message_id(message_id)
+            .request_body(PatchMessageRequestBody.builder().content(dumps(card)).build())
+            .build()
+        )
+        response = self._call(lambda: self.client.im.v1.message.patch(request))
+        if not response.success():
+            raise _failure(response).error()
+
+    def send(self, target: Target, reply: Reply, *, uuid: str | None) -> str:
+        """Send the reply as a card; if the card is refused, as ``post``, then as text."""
+        formats: tuple[tuple[str, Callable[[], str], str | None], ...] = (
+            ("interactive", lambda: dumps(render_card(reply)), uuid),
+            ("post", lambda: dumps(render_post(reply, self.locale)), _variant(uuid, "post")),
+            ("text", lambda: json.dumps({"text": render_text(reply)}), _variant(uuid, "text")),
+        )
+        failure: Failure | None = None
+        for msg_type, content, message_uuid in formats:
+            result = self._attempt(target, msg_type, content(), message_uuid)
+            if isinstance(result, str):
+                return result
+            failure = result
+            if failure.rate_limited or failure.unreachable or failure.transient:
+                break
+            log.info(
+                "feishu: %s to %s refused (%s %s); trying the next format",
+                msg_type,
+                target.kind,
+                failure.code,
+                failure.message,
+            )
+            self._count(f"feishu.{msg_type}_refused")
+        assert failure is not None
+        if failure.unreachable:
+            self._count("feishu.unreachable")
+            log.warning(
+                "feishu: %s %s cannot be reached by this app (code %s: %s); an admin must add "
+                "them to the app's availability range or the bot to the chat",
+                target.kind,
+                target.id,
+                failure.code,
+                failure.message,
+            )
+        elif failure.rate_limited:
+            self._count("feishu.rate_limited")
+        raise failure.error()
+
+    def _attempt(
+        self, target: Target, msg_type: str, content: str, uuid: str | None
+    ) -> str | Failure:
+        """One API call; the message id, or the Failure."""
+        if target.kind == "reply":
+            body = ReplyMessageRequestBody.builder().msg_type(msg_type).content(content)
+            if uuid:
+                body = body.uuid(uuid)
+            request = (
+                ReplyMessageRequest.builder()
+                .message_id(target.id)
+                .request_body(body.build())
+                .build()
+            )
+            call: Callable[[], Any] = lambda: self.client.im.v1.message.reply(request)  # noqa: E731
+        else:
+            body = (
+                CreateMessageRequestBody.builder()
+                .receive_id(target.id)
+                .msg_type(msg_type)
+                .content(content)
+            )
+            if uuid:
+                body = body.uuid(uuid)
+            request = (
+                CreateMessageRequest.builder()
+                .receive_id_type(target.kind)
+                .request_body(body.build())
+                .build()
+            )
+            call = lambda: self.client.im.v1.message.create(request)  # noqa: E731
+        self.pacer.wait(target.pace_key)
+        try:
+            response = self._call(call)
+        except SendError as exc:
+            return Failure(code=None, message=str(exc))
+        if response.success():
+            data = getattr(response, "data", None)
+            return str(getattr(data, "message_id", None) or "")
+        return _failure(response)
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        """Run an SDK call; a stale token is dropped and the call made once more."""
+        for attempt in range(2):
+            try:
+                response = call()
+            except Exception as exc:  # network errors, token fetch failures: all retryable
+                raise SendError(f"feishu: {exc.__class__.__name__}: {exc}") from exc
+            if attempt == 0 and getattr(response, "code", None) in STALE_TOKEN:
+                self._forget_token()
+                continue
+            return response
+        return response
+
+    def _forget_token(self) -> None:
+        app_id = self.client._config.app_id
+        # lark-oapi caches tenant tokens process-wide by app id; an expired entry is refetched.
+        TokenManager.cache.set(f"self_tenant_token:{app_id}", "", 0)
+        log.info("feishu: tenant access token rejected; fetching a new one")
+
+    def _count(self, where: str) -> None:
+        if self.metrics is not None:
+            self.metrics.errors.labels(where).inc()
+
+
+def _variant(uuid: str | None, suffix: str) -> str | None:
+    """A distinct, still deterministic uuid for a fallback format of the same message."""
+    if uuid is None:
+        return None
+    return UUID_PREFIX + hashlib.sha256(f"{uuid}:{suffix}".encode()).hexdigest()[:40]

@@ -1,0 +1,450 @@
+"""Slack: the Bolt app (HTTP and Socket Mode), DMs through slack_sdk, and the App Home tab."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from slack_bolt import App, BoltRequest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.context.ack import Ack
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from dcml_bot.app import Bot
+from dcml_bot.home import home_reply
+from dcml_bot.i18n import text
+from dcml_bot.messages import Reply
+from dcml_bot.metrics import Metrics
+from dcml_bot.outbound import SendError
+from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.slack_blocks import ACTION_PREFIX, render_home, render_message
+from dcml_bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+COMMAND = "/dcml"
+# Slack waits 3 s for the HTTP answer; what is not ready by then is sent via response_url.
+ACK_BUDGET = 2.0
+MAX_BODY = 256 * 1024
+METADATA_EVENT = "dcml_message"
+# Errors that no retry will fix: the user cannot be reached by this app.
+PERMANENT_ERRORS = frozenset(
+    {
+        "user_not_found",
+        "users_not_found",
+        "user_disabled",
+        "account_inactive",
+        "cannot_dm_bot",
+        "channel_not_found",
+        "is_archived",
+        "messages_tab_disabled",
+        "restricted_action",
+        "not_allowed_token_type",
+        "invalid_auth",
+        "not_authed",
+        "missing_scope",
+        "invalid_blocks",
+        "msg_too_long",
+    }
+)
+# What config/slack-manifest.yaml must grant and subscribe to (a test keeps them in step).
+BOT_EVENTS = ("team_join", "member_joined_channel", "app_home_opened")
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "im:history",
+    "users:read",
+    "channels:read",
+    "groups:read",
+)
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+
+
+def make_client(settings: Settings) -> WebClient:
+    """A Web API client that retries connection errors, 5xx and rate limits (Retry-After)."""
+    assert settings.slack_bot_token is not None
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def send_error(exc: SlackClientError) -> SendError:
+    """A Slack failure as the core's SendError (permanent, or retryable after a delay)."""
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error", "unknown_error"))
+        if exc.response.status_code == 429 or error == "ratelimited":
+            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get(
+                "retry-after"
+            )
+            seconds = float(retry_after) if retry_after and retry_after.isdigit() else 30.0
+            return SendError(f"slack: {error}", retry_after=seconds)
+        return SendError(f"slack: {error}", permanent=error in PERMANENT_ERRORS)
+    return SendError(f"slack: {exc.__class__.__name__}: {exc}")
+
+
+class SlackMessenger:
+    """Sends DMs (``conversations.open`` + ``chat.postMessage``) tagged with their once-only key."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._channels: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def channel(self, user_id: str) -> str:
+        """The DM channel with a user (opened once, then cached)."""
+        with self._lock:
+            known = self._channels.get(user_id)
+        if known is not None:
+            return known
+        response = self.client.conversations_open(users=user_id)
+        channel = str(response["channel"]["id"])
+        with self._lock:
+            self._channels[user_id] = channel
+        return channel
+
+    def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
+        """Post the reply (one message per Block Kit page); returns ``channel/ts`` of the first."""
+        try:
+            channel = self.channel(user_id)
+            first: str | None = None
+            for page, message in enumerate(render_message(reply)):
+                response = self.client.chat_postMessage(
+                    channel=channel,
+                    text=message["text"],
+                    blocks=message["blocks"],
+                    # Slack keeps this with the message: find_sent reads it back after a crash.
+                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+                if page == 0:
+                    first = f"{channel}/{response['ts']}"
+        except SlackClientError as exc:
+            raise send_error(exc) from exc
+        assert first is not None
+        return first
+
+    def find_sent(self, user_id: str, key: str) -> str | None:
+        """Look for a message carrying ``key`` among the latest in the DM channel."""
+        try:
+            channel = self.channel(user_id)
+            response = self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=100
+            )
+        except SlackClientError as exc:
+            raise send_error(exc) from exc
+        for message in response.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                return f"{channel}/{message['ts']}"
+        return None
+
+    def profile(self, user_id: str) -> dict[str, Any]:
+        """The user object from ``users.info``."""
+        response = self.client.users_info(user=user_id)
+        user: dict[str, Any] = response["user"]
+        return user
+
+
+def is_person(user: dict[str, Any]) -> bool:
+    """Full members only: no bots, guests (restricted), deleted users or Slackbot."""
+    return not (
+        user.get("is_bot")
+        or user.get("is_app_user")
+        or user.get("is_restricted")
+        or user.get("is_ultra_restricted")
+        or user.get("deleted")
+        or user.get("id") == "USLACKBOT"
+    )
+
+
+def display_name(user: dict[str, Any]) -> str | None:
+    """The name people see, falling back to the real name and the handle."""
+    profile = user.get("profile") or {}
+    for name in (profile.get("display_name"), profile.get("real_name"), user.get("real_name")):
+        if name:
+            return str(name)
+    name = user.get("name")
+    return str(name) if name else None
+
+
+class SlackPlatform:
+    """Slack's inbound side: /slack/events (or Socket Mode) into the core, replies back out."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        bot: Bot,
+        metrics: Metrics,
+        messenger: SlackMessenger,
+        *,
+        workers: int = 8,
+    ) -> None:
+        settings = bot.settings
+        self.bot = bot
+        self.metrics = metrics
+        self.messenger = messenger
+        self.channels = {c for c in settings.slack.channels if c}
+        self._channel_names: dict[str, str] = {}
+        self.background = Background("slack", metrics, workers)
+        secret = settings.slack_signing_secret
+        self.app = App(
+            client=messenger.client,
+            signing_secret=secret.get_secret_value() if secret else None,
+            request_verification_enabled=secret is not None,
+            # The listener answers inline (fast, and deterministic); slow work goes to the pool.
+            process_before_response=True,
+            logger=logging.getLogger("dcml_bot.platforms.slack.bolt"),
+        )
+        self.app.command(COMMAND)(self._on_command)
+        self.app.event("team_join")(self._on_team_join)
+        self.app.event("member_joined_channel")(self._on_member_joined_channel)
+        self.app.event("app_home_opened")(self._on_home)
+        self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
+        self.app.action(re.compile(".*"))(self._on_unknown_action)
+        self.app.event(re.compile(".*"))(self._on_other_event)
+        app_token = settings.slack_app_token
+        self.socket: SocketModeHandler | None = (
+            SocketModeHandler(self.app, app_token=app_token.get_secret_value())
+            if app_token is not None
+            else None
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """``POST /slack/events`` for commands, events and interactivity (HTTP mode)."""
+        if self.bot.settings.slack_signing_secret is None:
+            return []
+        return [Route("/slack/events", self.endpoint, methods=["POST"])]
+
+    def start(self) -> None:
+        """Connect Socket Mode when an app token is set."""
+        if self.socket is not None:
+            self.socket.connect()  # type: ignore[no-untyped-call]
+            log.info("slack: connected over Socket Mode")
+
+    def stop(self) -> None:
+        """Close Socket Mode and finish queued work."""
+        if self.socket is not None:
+            self.socket.close()  # type: ignore[no-untyped-call]
+        self.background.shutdown()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until background work queued so far has finished (tests and shutdown)."""
+        self.background.drain(timeout)
+
+    def _submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self.background.submit(work, *args)
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    async def endpoint(self, request: Request) -> Response:
+        """Translate the HTTP request for Bolt and Bolt's answer back (raw body: signatures)."""
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            self.metrics.rejected.labels(PLATFORM, "too_large").inc()
+            return PlainTextResponse("request body too large", status_code=413)
+        try:
+            bolt_request = BoltRequest(
+                body=body.decode("utf-8"),
+                query=request.url.query,
+                headers={key: value for key, value in request.headers.items()},
+            )
+        except Exception as exc:  # undecodable or unparsable body: the sender's fault
+            self.metrics.rejected.labels(PLATFORM, "malformed").inc()
+            log.info("slack: malformed request refused: %s", exc.__class__.__name__)
+            return PlainTextResponse("malformed request", status_code=400)
+        response = await run_in_threadpool(self.app.dispatch, bolt_request)
+        if response.status == 401:
+            self.metrics.rejected.labels(PLATFORM, "signature").inc()
+        headers = {
+            k: v for k, v in response.first_headers().items() if k.lower() != "content-length"
+        }
+        return Response(content=response.body, status_code=response.status, headers=headers)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def _answer(self, user_id: str, user_name: str | None, line: str) -> Reply:
+        member = self.bot.member(PLATFORM, user_id, display_name=user_name)
+        return self.bot.commands.handle(member, line)
+
+    def _on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        started = time.perf_counter()
+        user_id = str(body.get("user_id") or "")
+        lang = self.bot.settings.slack.language
+        if not user_id:
+            ack(text=text(lang, "failed"))
+            return
+        future = self._submit(
+            self._answer, user_id, body.get("user_name"), str(body.get("text") or "")
+        )
+        try:
+            reply = future.result(timeout=ACK_BUDGET)
+        except FutureTimeout:
+            ack(text=text(lang, "busy"), response_type="ephemeral")
+            self._submit(self._respond_late, respond, future, lang)
+            self.metrics.commands.labels(PLATFORM, "late").inc()
+            return
+        except Exception:
+            ack(text=text(lang, "failed"), response_type="ephemeral")
+            self.metrics.commands.labels(PLATFORM, "error").inc()
+            return
+        pages = render_message(reply)
+        first = pages[0]
+        ack(text=first["text"], blocks=first["blocks"], response_type="ephemeral")
+        if len(pages) > 1:
+            self._submit(self._respond_pages, respond, pages[1:])
+        self.metrics.commands.labels(PLATFORM, "ok").inc()
+        self.metrics.command_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+
+    def _respond_pages(self, respond: Respond, pages: list[dict[str, Any]]) -> None:
+        for page in pages:
+            respond(text=page["text"], blocks=page["blocks"], response_type="ephemeral")
+
+    def _respond_late(self, respond: Respond, future: Future[Any], lang: str) -> None:
+        try:
+            reply = future.result()
+        except Exception:
+            respond(text=text(lang, "failed"), response_type="ephemeral")
+            return
+        self._respond_pages(respond, render_message(reply))
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _event(self, kind: str, outcome: str) -> None:
+        self.metrics.events.labels(PLATFORM, kind, outcome).inc()
+
+    def _on_team_join(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        user = event.get("user") or {}
+        if not isinstance(user, dict) or not user.get("id") or not is_person(user):
+            self._event("team_join", "ignored")
+            return
+        self._submit(
+            self._join,
+            "team_join",
+            str(user["id"]),
+            display_name(user),
+            user.get("tz"),
+            body.get("event_id"),
+        )
+
+    def _on_member_joined_channel(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        user_id, channel = event.get("user"), event.get("channel")
+        if not user_id or not channel:
+            self._event("member_joined_channel", "ignored")
+            return
+        self._submit(self._channel_join, str(user_id), str(channel), body.get("event_id"))
+
+    def _channel_join(self, user_id: str, channel: str, event_id: str | None) -> None:
+        if not self._is_lab_channel(channel):
+            self._event("member_joined_channel", "other-channel")
+            return
+        user = self.messenger.profile(user_id)
+        if not is_person(user):
+            self._event("member_joined_channel", "ignored")
+            return
+        self._join("member_joined_channel", user_id, display_name(user), user.get("tz"), event_id)
+
+    def _is_lab_channel(self, channel: str) -> bool:
+        if channel in self.channels:
+            return True
+        names = {c.lstrip("#") for c in self.channels if not _CHANNEL_ID.match(c)}
+        if not names:
+            return False
+        name = self._channel_names.get(channel)
+        if name is None:
+            info = self.messenger.client.conversations_info(channel=channel)
+            name = str(info["channel"].get("name") or "")
+            self._channel_names[channel] = name
+        return name in names
+
+    def _join(
+        self,
+        kind: str,
+        user_id: str,
+        name: str | None,
+        timezone: Any,
+        event_id: Any,
+    ) -> None:
+        outcome = self.bot.onboarding.joined(
+            PLATFORM,
+            user_id,
+            self.bot.clock(),
+            display_name=name,
+            timezone=timezone if isinstance(timezone, str) else None,
+            event_id=str(event_id) if event_id else None,
+        )
+        self._event(kind, outcome)
+        log.info("slack: %s for %s: %s", kind, user_id, outcome)
+
+    def _on_home(self, event: dict[str, Any]) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return
+        self._submit(self.publish_home, str(event["user"]))
+
+    def publish_home(self, user_id: str) -> None:
+        """Publish a member's App Home: progress, next paper, and the lab table for admins."""
+        member = self.bot.member(PLATFORM, user_id)
+        view = render_home(home_reply(self.bot.commands, member))
+        self.messenger.client.views_publish(user_id=user_id, view=view)
+        self._event("app_home_opened", "published")
+
+    def _on_other_event(self, event: dict[str, Any]) -> None:
+        self._event(str(event.get("type") or "unknown"), "ignored")
+
+    # --- buttons ----------------------------------------------------------------------------
+
+    def _on_action(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        ack()
+        self._submit(self._press, body, action, respond)
+
+    def _press(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        user = body.get("user") or {}
+        member = self.bot.member(PLATFORM, str(user["id"]), display_name=user.get("name"))
+        name = str(action.get("action_id", "")).removeprefix(ACTION_PREFIX)
+        reply = self.bot.commands.press(member, name, str(action.get("value") or ""))
+        self._event("block_actions", name)
+        container = body.get("container") or {}
+        if container.get("type") == "view":
+            self.publish_home(member.user_id)
+            return
+        page = render_message(reply)[0]
+        # Replace the message the button was on, so it shows the choice and loses its buttons.
+        respond(text=page["text"], blocks=page["blocks"], replace_original=True)
+
+    def _on_unknown_action(self, ack: Ack, action: dict[str, Any]) -> None:
+        ack()
+        log.info("slack: ignored unknown action %r", action.get("action_id"))
+        self._event("block_actions", "unknown")

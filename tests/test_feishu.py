@@ -1,0 +1,826 @@
+"""Feishu at the wire: encrypted, signed events into the HTTP endpoint (or the long connection),
+real lark-oapi dispatch and client, and a fake Open Platform recording what the bot sends."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from Crypto.Cipher import AES
+from lark_oapi.core.cache import LocalCache
+from lark_oapi.core.token.manager import TokenManager
+from lark_oapi.ws.pb.pbbp2_pb2 import Frame
+from pydantic import SecretStr
+
+from dcml_bot.app import Service, build_service
+from dcml_bot.delivery import weekly_key
+from dcml_bot.i18n import text
+from dcml_bot.plan import READ
+from dcml_bot.platforms.feishu import Pacer, delivery_uuid
+from dcml_bot.platforms.feishu_cards import check_card
+from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command
+from dcml_bot.server import build_http_app
+from dcml_bot.settings import load_settings
+from fakes import FakeAPI, running
+from support import CONFIG, MONDAY_SLOT, WEEK, Clock
+
+ENCRYPT_KEY = "test-encrypt-key-123"
+TOKEN = "test-verification-token"
+TENANT = "2ca1d211f64f6438"
+LAB_GROUP = "oc_lab_group"
+PAYLOADS = Path(__file__).parent / "data" / "payloads"
+DELIVERY_TIME = MONDAY_SLOT + dt.timedelta(hours=1)
+TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+MESSAGES = "/open-apis/im/v1/messages"
+ENDPOINT = "/callback/ws/endpoint"
+
+
+# --- what Feishu does to a request (platforms.md §8.3-8.4) -------------------------------------
+
+
+def encrypt(plaintext: str, key: str = ENCRYPT_KEY) -> str:
+    """AES-256-CBC, key = SHA-256(encrypt key), random IV first, PKCS7, base64."""
+    secret, iv = hashlib.sha256(key.encode()).digest(), os.urandom(16)
+    data = plaintext.encode()
+    pad = 16 - len(data) % 16
+    data += bytes([pad]) * pad
+    return base64.b64encode(iv + AES.new(secret, AES.MODE_CBC, iv).encrypt(data)).decode()
+
+
+def sign(timestamp: str, nonce: str, body: bytes, key: str = ENCRYPT_KEY) -> str:
+    """X-Lark-Signature: plain SHA-256 over timestamp + nonce + encrypt key + raw body."""
+    return hashlib.sha256((timestamp + nonce + key).encode() + body).hexdigest()
+
+
+def payload(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / f"feishu_{name}.plain.json").read_text())
+
+
+def v2(event_type: str, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "schema": "2.0",
+        "header": {
+            "event_id": event_id or uuid.uuid4().hex,
+            "event_type": event_type,
+            "create_time": str(int(time.time() * 1000)),
+            "token": TOKEN,
+            "app_id": "cli_test",
+            "tenant_key": TENANT,
+        },
+        "event": event,
+    }
+
+
+def message_event(
+    line: str,
+    *,
+    open_id: str = "ou_newbie",
+    chat_type: str = "p2p",
+    mentions: list[dict[str, Any]] | None = None,
+    message_id: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    template = payload("im.message.receive_v1.group_mention")["event"]
+    template["sender"]["sender_id"]["open_id"] = open_id
+    template["message"].update(
+        message_id=message_id or "om_" + uuid.uuid4().hex[:12],
+        chat_id="oc_" + (open_id if chat_type == "p2p" else "group"),
+        chat_type=chat_type,
+        content=json.dumps({"text": line}, ensure_ascii=False),
+        mentions=mentions or [],
+    )
+    return v2("im.message.receive_v1", template, event_id=event_id)
+
+
+def user_added(chat_id: str, *users: str, tenant: str = TENANT, event_id: str | None = None) -> Any:
+    event = payload("im.chat.member.user.added_v1")["event"]
+    event["chat_id"] = chat_id
+    event["users"] = [
+        {"name": f"Name {u}", "tenant_key": tenant, "user_id": {"open_id": u}} for u in users
+    ]
+    return v2("im.chat.member.user.added_v1", event, event_id=event_id)
+
+
+# --- the fake Open Platform ------------------------------------------------------------------
+
+
+class Routes(dict[str, Any]):
+    """Exact paths, plus ``/open-apis/im/v1/messages/{id}/reply`` for any message id."""
+
+    def get(self, path: str, default: Any = None) -> Any:
+        if path in self:
+            return self[path]
+        if path.startswith(MESSAGES + "/") and path.endswith("/reply"):
+            return self["reply"]
+        return default
+
+
+class FakeFeishu(FakeAPI):
+    """Token, message create and reply; can refuse formats, throttle, or not reach a user."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes = Routes(self.routes)
+        self.refuse: dict[str, int] = {}  # msg_type -> error code
+        self.unreachable: set[str] = set()  # open ids outside the app's availability
+        self.throttle = 0  # answer this many sends with 429 first
+        self.revoked = 0  # answer this many sends with "invalid tenant access token" first
+        self.reset = "1"
+        self._count = 0
+        self.routes.update(
+            {
+                TOKEN_PATH: lambda r: (
+                    200,
+                    {"code": 0, "msg": "ok", "tenant_access_token": "t-fake", "expire": 7200},
+                    {},
+                ),
+                MESSAGES: self._send,
+                "reply": self._send,
+            }
+        )
+
+    def _send(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        body = request["body"]
+        with self.lock:
+            if self.throttle > 0:
+                self.throttle -= 1
+                return (
+                    429,
+                    {"code": 99991400, "msg": "request trigger frequency limit"},
+                    {"x-ogw-ratelimit-limit": "50", "x-ogw-ratelimit-reset": self.reset},
+                )
+            if self.revoked > 0:
+                self.revoked -= 1
+                return 400, {"code": 99991663, "msg": "Invalid access token for authorization"}, {}
+            if body.get("receive_id") in self.unreachable:
+                return 400, {"code": 230013, "msg": "Bot has NO availability to this user."}, {}
+            code = self.refuse.get(body["msg_type"])
+            if code is not None:
+                return 400, {"code": code, "msg": "card content refused"}, {}
+            self._count += 1
+            request["message_id"] = f"om_sent_{self._count}"
+        return 200, {"code": 0, "msg": "success", "data": {"message_id": request["message_id"]}}, {}
+
+    def sent(self) -> list[dict[str, Any]]:
+        """Successful creates and replies, oldest first (with ``path``, ``query``, ``body``)."""
+        with self.lock:
+            return [c for c in self.calls if "message_id" in c]
+
+    def to(self, open_id: str) -> list[dict[str, Any]]:
+        """Messages created for one user by open_id."""
+        return [
+            c
+            for c in self.sent()
+            if c["path"] == MESSAGES
+            and c["query"].get("receive_id_type") == "open_id"
+            and c["body"]["receive_id"] == open_id
+        ]
+
+    def replies(self, message_id: str) -> list[dict[str, Any]]:
+        """Replies to one message."""
+        return [c for c in self.sent() if c["path"] == f"{MESSAGES}/{message_id}/reply"]
+
+    def sends(self) -> list[dict[str, Any]]:
+        """Every attempted send, refused ones included."""
+        with self.lock:
+            return [c for c in self.calls if c["path"].startswith(MESSAGES)]
+
+
+def card_of(call: dict[str, Any]) -> dict[str, Any]:
+    assert call["body"]["msg_type"] == "interactive"
+    card: dict[str, Any] = json.loads(call["body"]["content"])
+    assert check_card(card) == [], check_card(card)
+    return card
+
+
+def buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("tag") == "button":
+                found.append(value)
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(card)
+    return found
+
+
+# --- the bot under test ----------------------------------------------------------------------
+
+
+@dataclass
+class Feishu:
+    """A running bot with Feishu enabled, its base URL, the fake API and the clock."""
+
+    service: Service
+    base: str
+    fake: FakeFeishu
+    clock: Clock
+
+    @property
+    def platform(self) -> FeishuPlatform:
+        platform = self.service.platforms[0]
+        assert isinstance(platform, FeishuPlatform)
+        return platform
+
+    def post(
+        self,
+        event: dict[str, Any] | str | bytes,
+        *,
+        encrypted: bool = True,
+        signed: bool = True,
+        key: str = ENCRYPT_KEY,
+        sign_key: str = ENCRYPT_KEY,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
+        if isinstance(event, dict):
+            plain = json.dumps(event, ensure_ascii=False)
+            body = (json.dumps({"encrypt": encrypt(plain, key)}) if encrypted else plain).encode()
+        else:
+            body = event.encode() if isinstance(event, str) else event
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            ts = str(int(time.time()) if timestamp is None else timestamp)
+            nonce = uuid.uuid4().hex[:16]
+            headers.update(
+                {
+                    "X-Lark-Request-Timestamp": ts,
+                    "X-Lark-Request-Nonce": nonce,
+                    "X-Lark-Signature": sign(ts, nonce, body, sign_key),
+                }
+            )
+        return httpx.post(self.base + "/feishu/events", content=body, headers=headers, timeout=10)
+
+    def member(self, open_id: str) -> Any:
+        return self.service.bot.store.get_member("feishu", open_id)
+
+    def enrol(self, *open_ids: str) -> None:
+        store, now = self.service.bot.store, self.clock()
+        for open_id in open_ids:
+            member = store.upsert_member("feishu", open_id, display_name=open_id, now=now)
+            store.set_enrolled(member.id, True, now)
+
+
+def feishu_settings(db_url: str, fake: FakeFeishu, **feishu: Any) -> Any:
+    settings = load_settings(CONFIG)
+    options = settings.feishu.model_copy(update={"groups": [LAB_GROUP], **feishu})
+    return settings.model_copy(
+        update={
+            "database_url": db_url,
+            "admins": ["feishu:ou_admin"],
+            "feishu_domain": fake.base,
+            # A fresh app id per test: lark-oapi caches tenant tokens process-wide by app id.
+            "feishu_app_id": SecretStr("cli_" + uuid.uuid4().hex[:12]),
+            "feishu_app_secret": SecretStr("app-secret"),
+            "feishu_verification_token": SecretStr(TOKEN),
+            "feishu_encrypt_key": SecretStr(ENCRYPT_KEY),
+            "slack_bot_token": None,
+            "slack_signing_secret": None,
+            "slack_app_token": None,
+            "feishu": options,
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def fresh_token_cache() -> Iterator[None]:
+    """lark-oapi's token cache is a process-wide class attribute: give each test its own."""
+    saved = TokenManager.cache
+    TokenManager.cache = LocalCache()
+    yield
+    TokenManager.cache = saved
+
+
+@contextmanager
+def serve_feishu(db_url: str, **feishu: Any) -> Iterator[Feishu]:
+    fake = FakeFeishu().start()
+    clock = Clock(DELIVERY_TIME)
+    service = build_service(feishu_settings(db_url, fake, **feishu), clock=clock, schedule=False)
+    try:
+        with running(build_http_app(service)) as base:
+            yield Feishu(service, base, fake, clock)
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def feishu(db_url: str) -> Iterator[Feishu]:
+    """The bot on SQLite and on PostgreSQL (dedupe, onboarding, outbox)."""
+    with serve_feishu(db_url) as running_bot:
+        yield running_bot
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Iterator[Feishu]:
+    """The bot on SQLite only, for what does not depend on the database."""
+    with serve_feishu(f"sqlite:///{tmp_path / 'store.sqlite3'}") as running_bot:
+        yield running_bot
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def test_dm_commands_are_answered_with_card_replies(lite: Feishu) -> None:
+    ids = {}
+    for n, line in enumerate(["/dcml essential", "dcml essential", "essential"]):
+        ids[line] = f"om_cmd_{n}"
+        event = message_event(line, message_id=ids[line])
+        assert lite.post(event).status_code == 200
+    lite.platform.drain()
+    catalog = lite.service.bot.library.catalog
+    essentials = [e for e in catalog.entries if e.level and e.level.value == "essential"]
+    contents = []
+    for line, message_id in ids.items():
+        replies = lite.fake.replies(message_id)
+        assert len(replies) == 1, line
+        card = card_of(replies[0])
+        contents.append(json.dumps(card["body"], ensure_ascii=False))
+        assert replies[0]["headers"]["Authorization"] == "Bearer t-fake"
+        assert replies[0]["body"]["uuid"].startswith("dcml-")
+        assert len(replies[0]["body"]["uuid"]) <= 50
+    assert contents[0] == contents[1] == contents[2]
+    assert essentials and all(e.url in contents[0] for e in essentials[:5] if e.url)
+    assert len(lite.fake.requests(TOKEN_PATH)) == 1  # cached after the first send
+    assert lite.member("ou_newbie") is not None
+    metrics = httpx.get(lite.base + "/metrics").text
+    assert 'dcml_commands_total{outcome="ok",platform="feishu"} 3.0' in metrics
+
+
+def test_group_mention_placeholders_are_stripped(lite: Feishu) -> None:
+    mention = [{"key": "@_user_1", "id": {"open_id": "ou_bot"}, "name": "dcml-bot"}]
+    asked = message_event(
+        "@_user_1 /dcml progress", chat_type="group", mentions=mention, message_id="om_g1"
+    )
+    chatter = message_event("progress", chat_type="group", message_id="om_g2")  # no mention
+    assert lite.post(asked).status_code == 200
+    assert lite.post(chatter).status_code == 200
+    lite.platform.drain()
+    [reply] = lite.fake.replies("om_g1")
+    assert text("zh", "progress.header") in reply["body"]["content"]
+    card_of(reply)
+    assert lite.fake.replies("om_g2") == []
+    assert command_text(json.dumps({"text": "@_user_1  dcml  next @_user_2"})) == "dcml next"
+    assert command_text("not json") == ""
+
+
+def test_bot_menu_runs_the_mapped_command(lite: Feishu) -> None:
+    for key, operator in [("progress", "ou_menu1"), ("no-such-item", "ou_menu2")]:
+        event = payload("application.bot.menu_v6")
+        event["header"]["event_id"] = uuid.uuid4().hex
+        event["event"]["event_key"] = key
+        event["event"]["operator"]["operator_id"]["open_id"] = operator
+        assert lite.post(event).status_code == 200
+    lite.platform.drain()
+    [progress] = lite.fake.to("ou_menu1")
+    [helped] = lite.fake.to("ou_menu2")
+    assert text("zh", "progress.header") in progress["body"]["content"]
+    assert text("zh", "help.header") in helped["body"]["content"]
+    card_of(progress)
+    assert menu_command("dcml_next") == "next" and menu_command(None) == "help"
+
+
+def test_url_verification_plain_and_encrypted(lite: Feishu) -> None:
+    challenge = payload("url_verification")
+    plain = lite.post(challenge, encrypted=False, signed=False)
+    assert plain.status_code == 200 and plain.json() == {"challenge": challenge["challenge"]}
+    encrypted = lite.post(challenge, signed=False)
+    assert encrypted.status_code == 200
+    assert encrypted.json() == {"challenge": challenge["challenge"]}
+    forged = lite.post({**challenge, "token": "wrong"}, signed=False)
+    assert forged.status_code == 401
+
+
+def test_forged_stale_and_broken_requests_have_no_effects(lite: Feishu) -> None:
+    cases: list[tuple[str, dict[str, Any], dict[str, Any], int]] = []
+
+    def case(name: str, expected: int, **kw: Any) -> None:
+        event = message_event("essential", open_id=f"ou_{name}")
+        if name == "token":
+            event["header"]["token"] = "not-the-token"
+        cases.append((name, event, kw, expected))
+
+    case("signature", 401, sign_key="another-key")
+    case("token", 401)
+    case("undecryptable", 400, key="another-key")
+    case("stale", 401, skew=-305)
+    case("future", 401, skew=305)
+    case("unsigned", 401, signed=False)
+    case("plaintext", 401, encrypted=False, sign_key="another-key")
+    for name, event, kw, expected in cases:
+        skew = kw.pop("skew", None)
+        if skew is not None:
+            kw["timestamp"] = int(time.time()) + skew
+        response = lite.post(event, **kw)
+        assert response.status_code == expected, (name, response.text)
+        assert "Traceback" not in response.text
+    captured = json.loads(
+        (PAYLOADS / "feishu_im.message.receive_v1.encrypted_request.json").read_text()
+    )
+    old = httpx.post(
+        lite.base + "/feishu/events",
+        content=json.dumps(captured["body"]),
+        headers=captured["headers"],  # correctly signed, long ago
+    )
+    assert old.status_code == 401
+    for body in [b"{not json", b"\xff\xfe\x00", b"[1, 2]", b"", b'{"encrypt": "%%%"}']:
+        response = lite.post(body)
+        assert 400 <= response.status_code < 500, (body, response.status_code)
+    assert lite.post(b"{" + b" " * (300 * 1024) + b"}").status_code == 413
+    lite.platform.drain()
+    store = lite.service.bot.store
+    assert lite.fake.calls == []
+    for name, event, _, _ in cases:
+        assert lite.member(f"ou_{name}") is None, name
+        # Not recorded: a genuine redelivery of the same id would still be handled.
+        assert store.record_event("feishu", event["header"]["event_id"], lite.clock()), name
+    metrics = httpx.get(lite.base + "/metrics").text
+    assert 'dcml_rejected_requests_total{platform="feishu",reason="stale"} 3.0' in metrics
+    assert 'dcml_rejected_requests_total{platform="feishu",reason="signature"} 2.0' in metrics
+
+
+def test_unhandled_event_types_are_acknowledged_and_ignored(lite: Feishu) -> None:
+    events = [
+        payload("im.chat.member.bot.added_v1"),
+        v2("im.message.reaction.created_v1", {"message_id": "om_x"}),
+        v2("x.never.heard_of_v9", {"anything": True}),
+    ]
+    for event in events:
+        response = lite.post(event)
+        assert response.status_code == 200, response.text
+    lite.platform.drain()
+    assert lite.fake.calls == []
+    metrics = httpx.get(lite.base + "/metrics").text
+    assert 'type="im.chat.member.bot.added_v1"} 1.0' in metrics
+    assert 'type="x.never.heard_of_v9"} 1.0' in metrics
+
+
+# --- dedupe and onboarding ----------------------------------------------------------------------
+
+
+def test_same_event_delivered_five_times_has_one_effect(feishu: Feishu) -> None:
+    command = message_event("next", message_id="om_once", event_id="ev_cmd_1")
+    joined = user_added(LAB_GROUP, "ou_twice", event_id="ev_join_1")
+    results: list[int] = []
+
+    def deliver(event: dict[str, Any]) -> None:
+        results.append(feishu.post(event).status_code)
+
+    threads = [
+        threading.Thread(target=deliver, args=(event,))
+        for event in (command, joined)
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [200] * 10
+    feishu.platform.drain()
+    assert len(feishu.fake.replies("om_once")) == 1
+    assert len(feishu.fake.to("ou_twice")) == 1
+    assert not feishu.service.bot.store.record_event("feishu", "ev_cmd_1", feishu.clock())
+
+
+def test_lab_group_additions_welcome_each_user_once(feishu: Feishu) -> None:
+    assert feishu.post(user_added(LAB_GROUP, "ou_new1", "ou_new2")).status_code == 200
+    assert feishu.post(user_added("oc_other_group", "ou_new3")).status_code == 200
+    assert feishu.post(user_added(LAB_GROUP, "ou_guest", tenant="other-tenant")).status_code == 200
+    # Removed and added again later: still one welcome each.
+    assert feishu.post(user_added(LAB_GROUP, "ou_new1")).status_code == 200
+    feishu.platform.drain()
+    for open_id in ("ou_new1", "ou_new2"):
+        [welcome] = feishu.fake.to(open_id)
+        assert welcome["body"]["uuid"] == delivery_uuid(f"welcome:feishu:{open_id}")
+        card_of(welcome)
+        member = feishu.member(open_id)
+        assert member is not None and member.enrolled and member.display_name == f"Name {open_id}"
+    assert feishu.fake.to("ou_new3") == [] and feishu.fake.to("ou_guest") == []
+    assert feishu.member("ou_new3") is None
+
+
+def test_opening_the_bot_chat_welcomes_once(feishu: Feishu) -> None:
+    for _ in range(2):
+        event = payload("im.chat.access_event.bot_p2p_chat_entered_v1")
+        event["header"]["event_id"] = uuid.uuid4().hex
+        event["event"]["operator_id"]["open_id"] = "ou_opener"
+        assert feishu.post(event).status_code == 200
+    feishu.platform.drain()
+    assert len(feishu.fake.to("ou_opener")) == 1
+
+
+def test_new_tenant_users_are_welcomed_only_when_configured(tmp_path: Path) -> None:
+    event = payload("contact.user.created_v3")
+    event["event"]["object"]["time_zone"] = "Europe/Berlin"
+    for enabled, name in [(False, "off"), (True, "on")]:
+        url = f"sqlite:///{tmp_path / name}.sqlite3"
+        with serve_feishu(url, welcome_new_users=enabled) as bot:
+            event["header"]["event_id"] = uuid.uuid4().hex
+            assert bot.post(event).status_code == 200
+            bot.platform.drain()
+            welcomes = bot.fake.to("ou_newbie_1")
+            assert len(welcomes) == int(enabled)
+            if enabled:
+                member = bot.member("ou_newbie_1")
+                assert member.timezone == "Europe/Berlin" and member.display_name == "Newbie"
+
+
+# --- weekly delivery, buttons and sending failures ----------------------------------------------
+
+
+def test_weekly_cards_and_a_button_press(feishu: Feishu) -> None:
+    users = ["ou_w1", "ou_w2", "ou_w3"]
+    feishu.enrol(*users)
+    first = feishu.service.jobs.deliver()
+    again = feishu.service.jobs.deliver()
+    assert first is not None and first.count("sent") == 3
+    assert again is not None and again.count("sent") == 0
+    for open_id in users:
+        [dm] = feishu.fake.to(open_id)
+        member = feishu.member(open_id)
+        assert dm["query"] == {"receive_id_type": "open_id"}
+        assert dm["body"]["uuid"] == delivery_uuid(weekly_key(member, WEEK))
+        assert len(dm["body"]["uuid"]) <= 50
+        card = card_of(dm)
+        assert len(buttons(card)) == 3
+    card = card_of(feishu.fake.to(users[0])[0])
+    done = buttons(card)[0]["behaviors"][0]["value"]
+    assert done["action"] == "done"
+    press = payload("card.action.trigger")
+    press["header"]["event_id"] = uuid.uuid4().hex
+    press["event"]["operator"]["open_id"] = users[0]
+    press["event"]["action"]["value"] = done
+    press["event"]["context"]["open_message_id"] = "om_sent_1"
+    response = feishu.post(press)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["toast"]["type"] == "success" and answer["toast"]["content"]
+    assert answer["card"]["type"] == "raw"
+    assert check_card(answer["card"]["data"]) == [] and buttons(answer["card"]["data"]) == []
+    member = feishu.member(users[0])
+    progress = feishu.service.bot.store.progress_for(member.id)
+    assert progress[done["value"].split("|")[0]].state == READ
+    assert len(feishu.fake.sends()) == 3  # the callback's answer is the update
+
+
+def test_refused_card_falls_back_to_post_then_text(lite: Feishu) -> None:
+    lite.enrol("ou_old_client")
+    lite.fake.refuse["interactive"] = 230099
+    report = lite.service.jobs.deliver()
+    assert report is not None and report.count("sent") == 1
+    [dm] = lite.fake.to("ou_old_client")
+    assert dm["body"]["msg_type"] == "post"
+    post = json.loads(dm["body"]["content"])
+    assert post["zh_cn"]["content"]
+    assert dm["body"]["uuid"] != delivery_uuid(weekly_key(lite.member("ou_old_client"), WEEK))
+    lite.fake.refuse["post"] = 230001
+    assert lite.post(message_event("help", message_id="om_plain")).status_code == 200
+    lite.platform.drain()
+    [reply] = lite.fake.replies("om_plain")
+    assert reply["body"]["msg_type"] == "text"
+    assert text("zh", "help.header") in json.loads(reply["body"]["content"])["text"]
+    types = [c["body"]["msg_type"] for c in lite.fake.sends()]
+    assert types == ["interactive", "post", "interactive", "post", "text"]
+
+
+def test_revoked_token_is_fetched_again_once(lite: Feishu) -> None:
+    assert lite.post(message_event("next", message_id="om_warm")).status_code == 200
+    lite.platform.drain()
+    lite.fake.revoked = 1
+    assert lite.post(message_event("next", message_id="om_after")).status_code == 200
+    lite.platform.drain()
+    assert len(lite.fake.replies("om_after")) == 1
+    assert len(lite.fake.requests(TOKEN_PATH)) == 2
+    assert [c["body"]["msg_type"] for c in lite.fake.sends()] == ["interactive"] * 3
+
+
+def test_rate_limit_reschedules_after_the_reset_header(feishu: Feishu) -> None:
+    feishu.enrol("ou_busy")
+    feishu.fake.throttle, feishu.fake.reset = 1, "600"
+    report = feishu.service.jobs.deliver()
+    assert report is not None and report.count("failed") == 1
+    member = feishu.member("ou_busy")
+    row = feishu.service.bot.store.get_outbox(weekly_key(member, WEEK))
+    assert row is not None and row.status == "failed" and row.retry_at is not None
+    assert row.retry_at >= feishu.clock() + dt.timedelta(seconds=600)
+    assert "99991400" in (row.last_error or "")
+    feishu.clock.advance(minutes=5)  # past the outbox's own backoff, not past the reset
+    feishu.service.jobs.deliver()
+    assert feishu.fake.to("ou_busy") == []
+    feishu.clock.advance(minutes=6)
+    report = feishu.service.jobs.deliver()
+    assert report is not None and report.count("sent") == 1
+    assert len(feishu.fake.to("ou_busy")) == 1
+    assert len(feishu.fake.sends()) == 2  # no fallback formats for a throttled send
+
+
+def test_user_outside_availability_is_dead_not_retried(feishu: Feishu) -> None:
+    feishu.enrol("ou_gone")
+    feishu.fake.unreachable.add("ou_gone")
+    feishu.service.jobs.deliver()
+    feishu.clock.advance(hours=1)
+    feishu.service.jobs.deliver()
+    assert len(feishu.fake.sends()) == 1
+    row = feishu.service.bot.store.get_outbox(weekly_key(feishu.member("ou_gone"), WEEK))
+    assert row is not None and row.status == "dead" and "230013" in (row.last_error or "")
+    metrics = httpx.get(feishu.base + "/metrics").text
+    assert 'dcml_errors_total{where="feishu.unreachable"} 1.0' in metrics
+
+
+def test_pacer_spaces_sends_per_target_and_per_app() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+
+    pacer = Pacer(0.2, 0.02, clock=lambda: now[0], sleep=sleep)
+    pacer.wait("ou_a")
+    pacer.wait("ou_b")  # another user: only the app interval
+    pacer.wait("ou_a")  # same user again: the user interval from its first send
+    assert waits == [0.02, 0.2]
+
+
+# --- long connection --------------------------------------------------------------------------
+
+
+def data_frame(event: dict[str, Any], seq_id: int) -> bytes:
+    """A lark long-connection DATA frame carrying a plaintext event (as lark_ws_fake.py)."""
+    frame = Frame()
+    frame.SeqID, frame.LogID, frame.service, frame.method = seq_id, 0, 1, 1
+    headers = {"type": "event", "message_id": uuid.uuid4().hex, "trace_id": "t1", "sum": "1"}
+    for key, value in {**headers, "seq": "0"}.items():
+        header = frame.headers.add()
+        header.key, header.value = key, value
+    frame.payload = json.dumps(event).encode()
+    return frame.SerializeToString()
+
+
+class FakeLongConnection:
+    """A fake lark WebSocket endpoint: pushes event frames, collects the client's answers."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.answers: list[dict[str, Any]] = []
+        self.path: str | None = None
+        self.done = threading.Event()
+        self.port: int | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        assert self._ready.wait(10)
+
+    def _serve(self) -> None:
+        import websockets
+
+        async def handler(connection: Any) -> None:
+            self.path = connection.request.path
+            for seq, event in enumerate(self.events, start=1):
+                await connection.send(data_frame(event, seq))
+            while len(self.answers) < len(self.events):
+                frame = Frame()
+                frame.ParseFromString(await connection.recv())
+                if frame.method == 0:  # a control frame (ping)
+                    continue
+                self.answers.append(json.loads(frame.payload))
+            self.done.set()
+            await asyncio.sleep(3600)
+
+        async def main() -> None:
+            async with websockets.serve(handler, "127.0.0.1", 0) as server:
+                self.port = server.sockets[0].getsockname()[1]
+                self._ready.set()
+                await asyncio.Future()
+
+        asyncio.run(main())
+
+
+def test_long_connection_delivers_events_without_a_public_url(tmp_path: Path) -> None:
+    command = message_event("essential", open_id="ou_ws", message_id="om_ws")
+    command["header"]["token"] = ""
+    socket = FakeLongConnection([command, v2("x.never.heard_of_v9", {})])
+    fake = FakeFeishu()
+    fake.routes[ENDPOINT] = lambda r: (
+        200,
+        {
+            "code": 0,
+            "msg": "ok",
+            "data": {
+                "URL": f"ws://127.0.0.1:{socket.port}/ws?device_id=dev-1&service_id=1",
+                "ClientConfig": {
+                    "ReconnectCount": -1,
+                    "ReconnectInterval": 120,
+                    "ReconnectNonce": 30,
+                    "PingInterval": 120,
+                },
+            },
+        },
+        {},
+    )
+    fake.start()
+    settings = feishu_settings(
+        f"sqlite:///{tmp_path / 'ws.sqlite3'}",
+        fake,
+        mode="websocket",
+    ).model_copy(update={"feishu_encrypt_key": None, "feishu_verification_token": None})
+    service = build_service(settings, clock=Clock(DELIVERY_TIME), schedule=False)
+    platform = service.platforms[0]
+    assert isinstance(platform, FeishuPlatform)
+    try:
+        assert platform.routes() == []  # no public URL needed
+        started = time.monotonic()
+        service.start()
+        assert time.monotonic() - started < 1.0  # start() does not block
+        assert socket.done.wait(15)
+        platform.drain()
+        assert [answer["code"] for answer in socket.answers] == [200, 200]
+        [reply] = fake.replies("om_ws")
+        card_of(reply)
+        discovery = fake.requests(ENDPOINT)[0]
+        assert discovery["body"]["AppID"].startswith("cli_")
+        assert socket.path is not None and "device_id=dev-1" in socket.path
+    finally:
+        started = time.monotonic()
+        service.stop()
+        assert time.monotonic() - started < 3.0
+        assert platform.connection is not None and not platform.connection.is_alive()
+        fake.stop()
+
+
+# --- start-up cost ----------------------------------------------------------------------------
+
+
+def test_lark_oapi_is_imported_only_for_feishu(tmp_path: Path) -> None:
+    importtime = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            "import dcml_bot.app, dcml_bot.server, dcml_bot.platforms.slack",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "dcml_bot.server" in importtime.stderr and "lark_oapi" not in importtime.stderr
+    database = f"sqlite:///{tmp_path / 'local.sqlite3'}"
+    script = f"""
+import sys
+from pathlib import Path
+from dcml_bot.app import build_service
+from dcml_bot.server import build_http_app
+from dcml_bot.settings import load_settings
+settings = load_settings(Path({str(CONFIG)!r})).model_copy(update={{
+    "database_url": {database!r},
+    "slack_bot_token": None, "feishu_app_id": None, "feishu_app_secret": None,
+}})
+service = build_service(settings, schedule=False)
+build_http_app(service)
+service.bot.close()
+assert sorted(service.bot.messengers) == ["local"], service.bot.messengers
+assert not any(name.startswith("lark_oapi") for name in sys.modules), "lark_oapi imported"
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEISHU_", "SLACK_"))}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60)
+
+
+def test_stop_ends_a_long_connection_that_is_still_retrying(tmp_path: Path) -> None:
+    fake = FakeFeishu()
+    fake.routes[ENDPOINT] = lambda r: (500, {"code": 1, "msg": "system busy"}, {})
+    fake.start()
+    settings = feishu_settings(f"sqlite:///{tmp_path / 'ws.sqlite3'}", fake, mode="websocket")
+    service = build_service(settings, clock=Clock(DELIVERY_TIME), schedule=False)
+    platform = service.platforms[0]
+    assert isinstance(platform, FeishuPlatform) and platform.connection is not None
+    try:
+        service.start()
+        deadline = time.monotonic() + 10
+        while not fake.requests(ENDPOINT) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fake.requests(ENDPOINT)  # tried, failed, now waiting to reconnect
+    finally:
+        started = time.monotonic()
+        service.stop()
+        assert time.monotonic() - started < 3.0
+        assert not platform.connection.is_alive()
+        fake.stop()
