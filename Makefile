@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("dcml-bot needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -15,11 +15,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The bot's main job: the HTTP service, the scheduler and (with no chat secrets) the local web lab.
 run: $(STAMP)
-	$(BIN)/dcml-bot catalog check
-	$(BIN)/dcml-bot catalog show
+	$(BIN)/dcml-bot serve
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium; install it when missing and we may (root + apt).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else \
+	    echo "the browser tests need /usr/bin/chromium: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import threading
 from collections.abc import Callable
 
 from dcml_bot.messages import Reply
@@ -12,6 +14,33 @@ from dcml_bot.store import LocalMessageRecord, Store
 log = logging.getLogger(__name__)
 
 PLATFORM = "local"
+CLOCK_OFFSET = "clock_offset_seconds"
+
+
+class LocalClock:
+    """The local lab's clock: real time plus an offset an admin can advance (kept in the DB)."""
+
+    def __init__(self, store: Store, base: Callable[[], dt.datetime]) -> None:
+        self.store = store
+        self.base = base
+        self._lock = threading.Lock()
+        saved = store.local_get(CLOCK_OFFSET)
+        self._offset = dt.timedelta(seconds=float(saved)) if saved else dt.timedelta(0)
+
+    @property
+    def offset(self) -> dt.timedelta:
+        """How far the lab clock is ahead of real time."""
+        return self._offset
+
+    def __call__(self) -> dt.datetime:
+        return self.base() + self._offset
+
+    def advance(self, delta: dt.timedelta) -> dt.datetime:
+        """Move the clock forward and remember it across restarts."""
+        with self._lock:
+            self._offset += delta
+            self.store.local_set(CLOCK_OFFSET, str(self._offset.total_seconds()))
+        return self()
 
 
 class LocalMessenger:
@@ -51,5 +80,21 @@ class LocalMessenger:
         """A user's DMs, oldest first, as (message id, reply)."""
         return [
             (str(m.id), Reply.model_validate_json(m.reply))
-            for m in self.store.local_messages(user_id)
+            for m in self.store.local_messages(user_id, channel="dm")
         ]
+
+    def record_chat(self, user_id: str, said: str, reply: Reply) -> str:
+        """Keep a typed command and its reply in the user's chat history (the web page's)."""
+        body = json.dumps({"said": said, "reply": reply.model_dump(mode="json")})
+        message_id, _ = self.store.local_post(
+            user_id, body, key=None, now=self.clock(), channel="chat"
+        )
+        return str(message_id)
+
+    def chat(self, user_id: str) -> list[tuple[str, str, Reply]]:
+        """A user's chat history, oldest first, as (id, what they typed, the reply)."""
+        out = []
+        for m in self.store.local_messages(user_id, channel="chat"):
+            entry = json.loads(m.reply)
+            out.append((str(m.id), str(entry["said"]), Reply.model_validate(entry["reply"])))
+        return out

@@ -1,0 +1,302 @@
+"""The local web lab: a browser page to try every feature of the bot on the local platform."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from dcml_bot.app import Bot
+from dcml_bot.commands import Caller
+from dcml_bot.home import home_reply
+from dcml_bot.messages import ActionsBlock, ContextBlock, ItemsBlock, Reply, TextBlock
+from dcml_bot.platforms import feishu_cards, slack_blocks
+from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
+from dcml_bot.scheduler import Jobs
+from dcml_bot.store import MemberRecord
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2000  # a typed command; the core refuses more than its own limit with a reply
+MAX_NAME = 40
+_NAME = re.compile(r"^[\w .'-]+$")
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+class BadInput(Exception):
+    """A form value the page refuses, with the message shown to the user."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A reply as the real platforms would receive it, with their limit checks."""
+
+    slack: str
+    slack_problems: list[str]
+    slack_blocks: int
+    slack_bytes: int
+    feishu: str
+    feishu_problems: list[str]
+    feishu_bytes: int
+
+
+def preview(reply: Reply) -> Preview:
+    """Block Kit and Feishu card JSON for a reply, with sizes and problems."""
+    messages = slack_blocks.render_message(reply)
+    problems = [
+        f"message {n + 1}: {p}"
+        for n, m in enumerate(messages)
+        for p in slack_blocks.check_message(m)
+    ]
+    card = feishu_cards.render_card(reply)
+    return Preview(
+        slack=json.dumps(
+            messages if len(messages) > 1 else messages[0], ensure_ascii=False, indent=2
+        ),
+        slack_problems=problems,
+        slack_blocks=max(len(m["blocks"]) for m in messages),
+        slack_bytes=sum(slack_blocks.json_size(m) for m in messages),
+        feishu=json.dumps(card, ensure_ascii=False, indent=2),
+        feishu_problems=feishu_cards.check_card(card),
+        feishu_bytes=feishu_cards.card_size(card),
+    )
+
+
+def user_id_for(name: str) -> str:
+    """A stable local user id from a display name."""
+    return re.sub(r"[^\w]+", "-", name.strip().lower()).strip("-")
+
+
+class LocalWebPlatform:
+    """Serves the lab page at ``/`` and its form posts under ``/local/``."""
+
+    name = "local-web"
+
+    def __init__(
+        self,
+        bot: Bot,
+        messenger: LocalMessenger,
+        jobs: Jobs,
+        clock: LocalClock | None,
+    ) -> None:
+        self.bot = bot
+        self.messenger = messenger
+        self.jobs = jobs
+        self.clock = clock
+        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates.env.globals["preview"] = preview
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """The page and its actions."""
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/local/members", self._form(self.add_member), methods=["POST"]),
+            Route("/local/command", self._form(self.command), methods=["POST"]),
+            Route("/local/press", self._form(self.press), methods=["POST"]),
+            Route("/local/admin/deliver", self._form(self.deliver), methods=["POST"]),
+            Route("/local/admin/advance", self._form(self.advance), methods=["POST"]),
+            Route("/local/admin/reload", self._form(self.reload), methods=["POST"]),
+        ]
+
+    def start(self) -> None:
+        """Nothing runs in the background: the page is served on request."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    # --- the page ---------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        """The lab page for the member in ``?as=`` (or the first member)."""
+        who = request.query_params.get("as")
+        try:
+            context = await run_in_threadpool(self._page_context, who)
+        except BadInput as exc:
+            context = await run_in_threadpool(self._page_context, None)
+            context["error"] = str(exc)
+            return self.templates.TemplateResponse(
+                request, "lab.html", context, status_code=exc.status
+            )
+        context["notice"] = request.query_params.get("notice")
+        context["error"] = request.query_params.get("error")
+        return self.templates.TemplateResponse(request, "lab.html", context)
+
+    def _page_context(self, who: str | None) -> dict[str, Any]:
+        store = self.bot.store
+        members = store.list_members(platform=PLATFORM)
+        current: MemberRecord | None = None
+        if who:
+            current = store.get_member(PLATFORM, who)
+            if current is None:
+                raise BadInput(f"There is no member {who!r} in this lab; add them first.", 404)
+        elif members:
+            current = members[0]
+        dms: list[tuple[str, Reply]] = []
+        chat: list[tuple[str, str, Reply]] = []
+        home: Reply | None = None
+        if current is not None:
+            dms = self.messenger.inbox(current.user_id)
+            chat = self.messenger.chat(current.user_id)
+            home = home_reply(self.bot.commands, current)
+        now = self.bot.clock()
+        lang = self.bot.settings.local.language
+        lab = self.bot.commands.cmd_lab(
+            Caller(member=_operator(), language=lang, is_admin=True), ""
+        )
+        catalog = self.bot.library.current
+        return {
+            "members": members,
+            "current": current,
+            "dms": dms,
+            "chat": chat,
+            "home": home,
+            "lab": lab,
+            "now": now,
+            "week": self.bot.delivery.week_for(current, now) if current else None,
+            "clock_offset": self.clock.offset if self.clock else None,
+            "catalog_items": len(catalog.entries) if catalog else 0,
+            "catalog_source": self.bot.library.source,
+            "blocks": {
+                "text": TextBlock,
+                "items": ItemsBlock,
+                "actions": ActionsBlock,
+                "context": ContextBlock,
+            },
+        }
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _form(self, action: Callable[[dict[str, str]], str]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                form = await request.form(max_files=0, max_fields=20, max_part_size=64 * 1024)
+                values = {k: v for k, v in form.items() if isinstance(v, str)}
+                location = await run_in_threadpool(action, values)
+            except BadInput as exc:
+                page = await run_in_threadpool(self._page_context, None)
+                page["error"] = str(exc)
+                return self.templates.TemplateResponse(
+                    request, "lab.html", page, status_code=exc.status
+                )
+            except Exception as exc:  # a malformed multipart body and the like
+                if exc.__class__.__name__ in {"MultiPartException", "ClientDisconnect"}:
+                    return Response("malformed form", status_code=400)
+                raise
+            return RedirectResponse(location, status_code=303)
+
+        return endpoint
+
+    def _member(self, values: dict[str, str]) -> MemberRecord:
+        who = values.get("as", "").strip()
+        if not who:
+            raise BadInput("Choose who you are first (add a member).")
+        member = self.bot.store.get_member(PLATFORM, who)
+        if member is None:
+            raise BadInput(f"There is no member {who!r} in this lab; add them first.", 404)
+        return member
+
+    def add_member(self, values: dict[str, str]) -> str:
+        """A newcomer joins: they get the welcome DM, and the page switches to them."""
+        name = " ".join(values.get("name", "").split())
+        if not name:
+            raise BadInput("Type a name for the new member.")
+        if len(name) > MAX_NAME or not _NAME.match(name) or not user_id_for(name):
+            raise BadInput(f"Names are up to {MAX_NAME} letters, digits, spaces, dots or dashes.")
+        user_id = user_id_for(name)
+        outcome = self.bot.onboarding.joined(PLATFORM, user_id, self.bot.clock(), display_name=name)
+        notice = {
+            "welcomed": f"{name} joined the lab and got the welcome DM.",
+            "already": f"{name} is already a member (one welcome per member, ever).",
+        }.get(outcome, f"{name}: {outcome}")
+        return "/?" + urlencode({"as": user_id, "notice": notice})
+
+    def command(self, values: dict[str, str]) -> str:
+        """A command typed in the chat box; the reply is kept in the member's chat."""
+        member = self._member(values)
+        line = values.get("text", "").strip()
+        if not line:
+            raise BadInput("Type a command, for example /dcml essential.")
+        if len(line) > MAX_TEXT:
+            raise BadInput(f"That is {len(line)} characters; commands are at most {MAX_TEXT}.", 413)
+        reply = self.bot.commands.handle(member, line)
+        self.messenger.record_chat(member.user_id, line, reply)
+        return "/?" + urlencode({"as": member.user_id}) + "#chat"
+
+    def press(self, values: dict[str, str]) -> str:
+        """A button on a DM: record the choice and rewrite that message."""
+        member = self._member(values)
+        action, value = values.get("action", ""), values.get("value", "")
+        if not action or len(value) > 2000:
+            raise BadInput("That button is not valid.")
+        reply = self.bot.commands.press(member, action, value)
+        message_id = values.get("message", "")
+        owned = {mid for mid, _ in self.messenger.inbox(member.user_id)}
+        if message_id in owned:
+            self.messenger.update(message_id, reply)
+        else:
+            self.messenger.record_chat(member.user_id, f"[{action}]", reply)
+        return "/?" + urlencode({"as": member.user_id}) + "#dms"
+
+    def deliver(self, values: dict[str, str]) -> str:
+        """Run this week's delivery now, like ``dcml-bot remind``."""
+        report = self.bot.delivery.deliver(self.bot.clock(), force=True)
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items())) or "no members"
+        return self._back(values, f"Delivery ran for this week: {counts}.")
+
+    def advance(self, values: dict[str, str]) -> str:
+        """Move the local clock a week ahead, then let the scheduler's tick run."""
+        if self.clock is None:
+            raise BadInput("The clock can only move when the local platform runs alone.")
+        self.clock.advance(dt.timedelta(days=7))
+        report = self.jobs.deliver()
+        sent = report.count("sent") if report else 0
+        now = self.bot.clock().strftime("%Y-%m-%d %H:%M UTC")
+        return self._back(values, f"The lab clock is now {now}; {sent} weekly paper(s) went out.")
+
+    def reload(self, values: dict[str, str]) -> str:
+        """Read the catalog again; a broken version is refused and its problems shown."""
+        result = self.bot.library.reload()
+        if result.status == "rejected":
+            return self._back(values, None, "Catalog refused: " + " | ".join(result.errors[:5]))
+        count = len(result.catalog.entries) if result.catalog else 0
+        return self._back(values, f"Catalog {result.status}: {count} items.")
+
+    def _back(self, values: dict[str, str], notice: str | None, error: str | None = None) -> str:
+        query = {
+            k: v
+            for k, v in (("as", values.get("as", "")), ("notice", notice), ("error", error))
+            if v
+        }
+        return "/?" + urlencode(query) + "#admin"
+
+
+def _operator() -> MemberRecord:
+    """The person at the keyboard of the local lab (an admin that is not a member)."""
+    return MemberRecord(
+        id=0,
+        platform=PLATFORM,
+        user_id="operator",
+        display_name="operator",
+        timezone=None,
+        language=None,
+        enrolled=False,
+        opted_out_at=None,
+        joined_at=dt.datetime.fromtimestamp(0, dt.UTC),
+        onboarded_at=None,
+    )

@@ -1,0 +1,179 @@
+"""The local web lab in a real browser: Playwright driving Debian's Chromium against `serve`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = os.environ.get("DCML_BOT_TEST_CHROMIUM", "/usr/bin/chromium")
+# Flags for a closed network and a root user (see the machine notes in the README).
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`dcml-bot serve` as a real process on a temp SQLite database; can be restarted."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "FEISHU_", "DCML_BOT_"))
+        }
+        self.env["DCML_BOT_DATABASE_URL"] = f"sqlite:///{tmp / 'lab.sqlite3'}"
+        self.log = tmp / "serve.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "dcml-bot"), "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("serve did not answer /healthz:\n" + self.log.read_text())
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                # uvicorn re-raises the signal after a graceful shutdown, as services should.
+                assert self.process.wait(timeout=20) in (0, -signal.SIGTERM)
+                assert "Application shutdown complete" in self.log.read_text()
+            finally:
+                if self.process.poll() is None:
+                    self.process.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    server = Server(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium; "
+            "`make test` installs it when it can)",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    opened = context.new_page()
+    opened.set_default_timeout(15_000)
+    yield opened
+    context.close()
+
+
+def test_a_new_user_tries_every_feature_and_a_restart_keeps_it(server: Server, page: Page) -> None:
+    page.goto(server.base + "/")
+    expect(page.locator("header")).to_contain_text("local lab")
+
+    # Add a member: their onboarding DM arrives.
+    page.fill("#add-member input[name=name]", "Alice Liu")
+    page.click("#add-member button")
+    expect(page.locator("#notice")).to_contain_text("welcome DM")
+    expect(page.locator("#whoami")).to_have_text("Alice Liu")
+    expect(page.locator("#dms .reply").first).to_contain_text("Welcome to the lab, Alice Liu")
+
+    # /dcml essential: the list, with its Slack and Feishu previews.
+    page.fill("#command input[name=text]", "/dcml essential")
+    page.click("#command button")
+    chat = page.locator("#chat .reply").first
+    expect(chat).to_contain_text("essential")
+    assert chat.locator("li").count() > 5
+    chat.locator("details.preview summary").click()
+    expect(chat.locator("pre.slack-json")).to_contain_text('"blocks"')
+    expect(chat.locator("pre.feishu-json")).to_contain_text('"schema": "2.0"')
+
+    # A week later the next paper arrives as a DM with buttons.
+    page.click("#advance")
+    expect(page.locator("#notice")).to_contain_text("1 weekly paper(s) went out")
+    expect(page.locator("#dms .reply")).to_have_count(2)
+    newest = page.locator("#dms .reply").first
+    expect(newest).to_contain_text("Your paper for")
+    title = newest.locator("li a").first.inner_text()
+
+    # Done: progress changes and the message shows the choice instead of buttons.
+    expect(page.locator("#home")).to_contain_text("0 of")
+    newest.locator("button[data-action=done]").click()
+    expect(page.locator("#home")).to_contain_text("1 of")
+    expect(page.locator("#dms .reply").first.locator("button[data-action]")).to_have_count(0)
+
+    # Restart the server: everything is still there.
+    server.stop()
+    server.start()
+    page.goto(server.base + "/?as=alice-liu")
+    expect(page.locator("#members")).to_contain_text("Alice Liu")
+    expect(page.locator("#dms .reply")).to_have_count(2)
+    expect(page.locator("#dms")).to_contain_text(title)
+    expect(page.locator("#home")).to_contain_text("1 of")
+    expect(page.locator("#chat")).to_contain_text("/dcml essential")
+
+
+def test_switching_members_and_bad_input_in_the_browser(server: Server, page: Page) -> None:
+    page.goto(server.base + "/")
+    for name in ("Bob", "Carol"):
+        page.fill("#add-member input[name=name]", name)
+        page.click("#add-member button")
+        expect(page.locator("#whoami")).to_have_text(name)
+    page.click("#members a[data-member=bob]")
+    expect(page.locator("#whoami")).to_have_text("Bob")
+    expect(page.locator("#dms .reply")).to_have_count(1)
+
+    page.fill("#command input[name=text]", "   ")
+    page.click("#command button")
+    expect(page.locator("#error")).to_contain_text("Type a command")
+
+    page.goto(server.base + "/?as=nobody")
+    expect(page.locator("#error")).to_contain_text("no member")
