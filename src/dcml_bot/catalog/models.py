@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -150,6 +151,9 @@ class Section(BaseModel):
     notes: tuple[str, ...] = ()
 
 
+T = TypeVar("T")
+
+
 class Catalog(BaseModel):
     """A parsed guide: its entries in reading order, structure, legend and problems."""
 
@@ -165,10 +169,18 @@ class Catalog(BaseModel):
     listings: int
     problems: tuple[Problem, ...] = ()
     _by_id: dict[str, Entry] = PrivateAttr(default_factory=dict)
+    _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         """Index entries by id."""
         self._by_id = {entry.id: entry for entry in self.entries}
+
+    def memo(self, name: str, build: Callable[[], T]) -> T:
+        """A value derived from this (immutable) catalog, built once: e.g. search indexes."""
+        if name not in self._memo:
+            self._memo[name] = build()
+        value: T = self._memo[name]
+        return value
 
     @property
     def errors(self) -> tuple[Problem, ...]:

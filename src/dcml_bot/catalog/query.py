@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -124,12 +124,18 @@ def topic_names(catalog: Catalog) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _compact_topics(catalog: Catalog) -> list[tuple[str, str]]:
+    return catalog.memo(
+        "query.topics", lambda: [(name, _compact(name)) for name in topic_names(catalog)]
+    )
+
+
 def matching_topics(catalog: Catalog, term: str) -> list[str]:
     """Topic and section names that contain the term, ignoring case, spaces and punctuation."""
     needle = _compact(term)
     if not needle:
         return []
-    return [name for name in topic_names(catalog) if needle in _compact(name)]
+    return [name for name, compact in _compact_topics(catalog) if needle in compact]
 
 
 def parse_query(text: str, catalog: Catalog) -> Query:
@@ -193,12 +199,13 @@ def build_query(
     )
 
 
-def _text_matches(term: str, haystack: str) -> bool:
+def _matcher(term: str) -> Callable[[str], bool]:
     needle = fold(term)
     if re.fullmatch(r"[a-z0-9][\w.+-]*", needle, re.ASCII):
         # Latin words match at a word start, so "rag" finds "RAG" but not "leverage".
-        return re.search(r"(?<![a-z0-9])" + re.escape(needle), haystack) is not None
-    return needle in haystack
+        pattern = re.compile(r"(?<![a-z0-9])" + re.escape(needle))
+        return lambda haystack: pattern.search(haystack) is not None
+    return lambda haystack: needle in haystack
 
 
 def _haystack(entry: Entry, topic_notes: dict[str, list[str]]) -> str:
@@ -208,12 +215,21 @@ def _haystack(entry: Entry, topic_notes: dict[str, list[str]]) -> str:
     return fold(_CAMEL_HUMP.sub(" ", text))
 
 
+def _haystacks(catalog: Catalog) -> dict[str, str]:
+    def build() -> dict[str, str]:
+        topic_notes: dict[str, list[str]] = {}
+        for topic in catalog.topics:
+            topic_notes.setdefault(topic.name, []).extend(topic.notes)
+        return {entry.id: _haystack(entry, topic_notes) for entry in catalog.entries}
+
+    return catalog.memo("query.haystacks", build)
+
+
 def run_query(catalog: Catalog, query: Query) -> list[Entry]:
     """Entries matching every part of the query, in guide order."""
     topic_sets = [set(matching_topics(catalog, term)) for term in query.topics]
-    topic_notes: dict[str, list[str]] = {}
-    for topic in catalog.topics:
-        topic_notes.setdefault(topic.name, []).extend(topic.notes)
+    matchers = [_matcher(term) for term in query.text]
+    haystacks = _haystacks(catalog) if matchers else {}
     results: list[Entry] = []
     for entry in catalog.entries:
         if query.levels and entry.level not in query.levels:
@@ -224,9 +240,9 @@ def run_query(catalog: Catalog, query: Query) -> list[Entry]:
             names = set(entry.topics) | set(entry.sections)
             if not all(names & wanted for wanted in topic_sets):
                 continue
-        if query.text:
-            haystack = _haystack(entry, topic_notes)
-            if not all(_text_matches(term, haystack) for term in query.text):
+        if matchers:
+            haystack = haystacks[entry.id]
+            if not all(match(haystack) for match in matchers):
                 continue
         results.append(entry)
     return results
