@@ -252,3 +252,26 @@ def test_without_catch_up_a_long_missed_slot_is_skipped_but_retries_go(db_url: s
         ]
     finally:
         bot.close()
+
+
+def test_admins_hear_once_about_a_member_who_cannot_be_reached(db_url: str) -> None:
+    recorder, clock = Recorder(), Clock(MONDAY_SLOT + dt.timedelta(hours=1))
+    bot = make_bot(db_url, recorder, clock)
+    try:
+        jobs = Jobs(bot)
+        bot.delivery.on_unreachable = bot.onboarding.on_unreachable = jobs.tell_admins_unreachable
+        recorder.fail["gone"] = SendError(
+            "feishu: 230013 user not in app availability", permanent=True
+        )
+        assert bot.onboarding.joined("local", "gone", clock()) == "failed"
+        enrol(bot, "gone")
+        jobs.deliver()
+        clock.advance(days=7)
+        jobs.deliver()
+        told = recorder.to("boss")
+        assert len(told) == 1
+        assert "local:gone" in text_of(told[0]) and "230013" in text_of(told[0])
+        attempts = [key for user, key in recorder.attempts if user == "gone"]
+        assert len(attempts) == 3  # the welcome and two weeks: each tried once, never retried
+    finally:
+        bot.close()

@@ -116,6 +116,10 @@ def test_secret_in_the_file_is_refused(tmp_path: Path) -> None:
         ('[feishu]\nmode = "carrier-pigeon"', "bot.toml: feishu.mode:"),
         ('database_url = "var/db.sqlite"', "bot.toml: database_url: expected an SQLAlchemy URL"),
         ('slack_api_url = "slack.com"', "bot.toml: slack_api_url: expected an http(s) URL"),
+        (
+            'feishu_domain = "https://open.feishu.cn/open-apis"',
+            "bot.toml: feishu_domain: expected an origin such as https://open.feishu.cn",
+        ),
         ("port = ", "bot.toml: invalid TOML: Invalid value (at line 1, column 8)"),
     ],
 )
@@ -133,6 +137,11 @@ def test_env_errors_name_the_variable(tmp_path: Path, monkeypatch: pytest.Monkey
         SettingsError, match="environment variable DCML_BOT_TIMEZONE: unknown time zone"
     ):
         load_settings(write(tmp_path, ""))
+
+
+def test_lark_origin_is_normalised(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, 'feishu_domain = "https://open.larksuite.com/"\n'))
+    assert settings.feishu_domain == "https://open.larksuite.com"
 
 
 def test_missing_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,6 +57,10 @@ class Bot:
         self, platform: str, user_id: str, *, display_name: str | None = None
     ) -> MemberRecord:
         """The member for a platform user, created on first contact."""
+        # Commands arrive far more often than names change: a read spares the write lock.
+        known = self.store.get_member(platform, user_id)
+        if known is not None and display_name in (None, known.display_name):
+            return known
         return self.store.upsert_member(
             platform, user_id, display_name=display_name, now=self.clock()
         )
@@ -246,6 +250,7 @@ def build_service(
         raise
     platforms = [start(bot) for start in starters]
     jobs = Jobs(bot, on_report=metrics.record_report)
+    bot.delivery.on_unreachable = bot.onboarding.on_unreachable = jobs.tell_admins_unreachable
     if local is not None:
         from dcml_bot.platforms.web import LocalWebPlatform
 

@@ -86,6 +86,8 @@ class Delivery:
         self.at = at
         self.worker = worker
         self.lease = lease
+        # Told when a member cannot be reached at all (wired to the admins' notice).
+        self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
 
     def slot_label(self, lang: str) -> tuple[str, str]:
         """The weekly slot as (localised weekday, ``HH:MM``)."""
@@ -283,6 +285,8 @@ class Delivery:
                 "permanent" if exc.permanent else "will retry",
                 exc,
             )
+            if exc.permanent and self.on_unreachable is not None:
+                self.on_unreachable(member, str(exc))
             return FAILED
         self.confirm(member, key, entry, week, message_id, now)
         return SENT_NOW

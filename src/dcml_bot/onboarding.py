@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from dcml_bot.catalog import Entry, Level
 from dcml_bot.delivery import Delivery, weekly_key
@@ -53,6 +53,8 @@ class Onboarding:
         self.profiles = profiles
         self.delivery = delivery
         self.worker = worker
+        # Told when a member cannot be reached at all (wired to the admins' notice).
+        self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
 
     def joined(
         self,
@@ -101,6 +103,8 @@ class Onboarding:
                 key, worker=self.worker, error=str(exc), retry_at=retry, dead=exc.permanent, now=now
             )
             log.warning("welcome for %s failed: %s", key, exc)
+            if exc.permanent and self.on_unreachable is not None:
+                self.on_unreachable(member, str(exc))
             return FAILED
         self._confirm(member, key, message_id, week, now)
         return WELCOMED

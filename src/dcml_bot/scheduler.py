@@ -21,6 +21,7 @@ from dcml_bot.outbound import SendError
 
 if TYPE_CHECKING:
     from dcml_bot.app import Bot
+    from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
 
@@ -84,43 +85,59 @@ class Jobs:
     def tell_admins_rejected(self, result: ReloadResult) -> int:
         """DM every admin why a new catalog was refused, once per distinct set of reasons."""
         digest = hashlib.sha256("\n".join(result.errors).encode()).hexdigest()[:16]
+        count = len(result.catalog.entries) if result.catalog else 0
+
+        def reply(lang: str) -> Reply:
+            return Reply(
+                blocks=(
+                    TextBlock(text=text(lang, "reload.bad", count=count)),
+                    ContextBlock(lines=result.errors[:10]),
+                )
+            )
+
+        return self.notify_admins(f"catalog-rejected:{digest}", reply)
+
+    def tell_admins_unreachable(self, member: MemberRecord, error: str) -> int:
+        """DM every admin, once per member, that a member cannot be messaged at all."""
+        who = f"{member.platform}:{member.user_id}"
+
+        def reply(lang: str) -> Reply:
+            name = member.display_name or member.user_id
+            return Reply(
+                blocks=(TextBlock(text=text(lang, "unreachable", name=name, who=who, error=error)),)
+            )
+
+        return self.notify_admins(f"unreachable:{who}", reply)
+
+    def notify_admins(self, topic: str, reply: Callable[[str], Reply]) -> int:
+        """Send each admin one message about ``topic``, ever (guarded by the outbox)."""
         now, sent = self.bot.clock(), 0
+        worker = self.bot.delivery.worker
         for admin in self.bot.settings.admins:
             platform, _, user_id = admin.partition(":")
             messenger = self.bot.messengers.get(platform)
             if messenger is None or not user_id:
                 continue
             member = self.bot.member(platform, user_id)
-            key = f"catalog-rejected:{digest}:{platform}:{user_id}"
-            claim = self.bot.store.claim(
-                key, member_id=member.id, kind="notice", worker=self.bot.delivery.worker, now=now
-            )
-            if claim is None:
-                continue
-            lang = self.bot.profiles.language(member)
-            count = len(result.catalog.entries) if result.catalog else 0
-            reply = Reply(
-                blocks=(
-                    TextBlock(text=text(lang, "reload.bad", count=count)),
-                    ContextBlock(lines=result.errors[:10]),
+            key = f"notice:{topic}:{platform}:{user_id}"
+            if (
+                self.bot.store.claim(
+                    key, member_id=member.id, kind="notice", worker=worker, now=now
                 )
-            )
+                is None
+            ):
+                continue
             try:
-                message_id = messenger.send_dm(user_id, reply, key=key)
+                message_id = messenger.send_dm(
+                    user_id, reply(self.bot.profiles.language(member)), key=key
+                )
             except SendError as exc:
                 self.bot.store.mark_failed(
-                    key,
-                    worker=self.bot.delivery.worker,
-                    error=str(exc),
-                    retry_at=None,
-                    dead=True,
-                    now=now,
+                    key, worker=worker, error=str(exc), retry_at=None, dead=True, now=now
                 )
-                log.warning("could not tell admin %s about the catalog: %s", admin, exc)
+                log.warning("could not tell admin %s about %s: %s", admin, topic, exc)
                 continue
-            self.bot.store.mark_sent(
-                key, worker=self.bot.delivery.worker, platform_message_id=message_id, now=now
-            )
+            self.bot.store.mark_sent(key, worker=worker, platform_message_id=message_id, now=now)
             sent += 1
         return sent
 

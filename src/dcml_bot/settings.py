@@ -173,6 +173,16 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("feishu_domain")
+    @classmethod
+    def _origin_only(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.path.strip("/") or parts.query or parts.fragment:
+            raise ValueError(
+                f"expected an origin such as https://open.feishu.cn (no path), got {value!r}"
+            )
+        return f"{parts.scheme}://{parts.netloc}"
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
