@@ -44,6 +44,7 @@ class FakeSlack(FakeAPI):
         self.channel_names = {"C0LAB": "reading-group", "C0GENERAL": "general"}
         self.storm = 0  # answer this many chat.postMessage calls with 429 first
         self.fail_post: str | None = None  # error to answer chat.postMessage with
+        self.fail_channel: str | None = None  # ... only in this channel (default: all)
         self.post_delay = 0.0
         self._ts = 1_700_000_000
         self.routes.update(
@@ -77,10 +78,10 @@ class FakeSlack(FakeAPI):
             if self.storm > 0:
                 self.storm -= 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
-            if self.fail_post:
+            args = self.args(request)
+            if self.fail_post and self.fail_channel in (None, args["channel"]):
                 return 200, {"ok": False, "error": self.fail_post}, {}
             self._ts += 1
-            args = self.args(request)
             message = {
                 "ts": f"{self._ts}.000100",
                 "text": args.get("text"),
@@ -231,6 +232,22 @@ def test_command_is_answered_in_the_ack_with_valid_block_kit(slack: Slack) -> No
     essentials = [e for e in catalog.entries if e.level and e.level.value == "essential"]
     assert essentials and all(e.url in rendered for e in essentials[:10] if e.url)
     assert slack.service.bot.store.get_member("slack", "U0NEWBIE") is not None
+
+
+def test_first_command_learns_name_and_time_zone_from_users_info(slack: Slack) -> None:
+    slack.fake.users["U0TZ"] = {
+        "id": "U0TZ",
+        "name": "tz",
+        "tz": "America/Los_Angeles",
+        "profile": {"display_name": "Tee Zed"},
+    }
+    assert slack.command("help", user="U0TZ").status_code == 200
+    slack.command("help", user="U0TZ")
+    slack.platform.drain()
+    member = slack.service.bot.store.get_member("slack", "U0TZ")
+    assert member is not None
+    assert (member.timezone, member.display_name) == ("America/Los_Angeles", "Tee Zed")
+    assert len(slack.fake.requests("/api/users.info")) == 1  # only on first contact
 
 
 def test_echoed_user_text_is_escaped(slack: Slack) -> None:
@@ -471,18 +488,20 @@ def test_api_error_is_recorded_and_retried_later(slack: Slack) -> None:
     assert len(slack.fake.dms("U0ERR")) == 1
 
 
-def test_unreachable_user_is_not_retried_forever(slack: Slack) -> None:
+def test_unreachable_user_is_not_retried_forever_and_admins_are_told(slack: Slack) -> None:
     enrol(slack, "U0GONE")
-    slack.fake.fail_post = "account_inactive"
+    slack.fake.fail_post, slack.fake.fail_channel = "account_inactive", "DU0GONE"
     slack.service.jobs.deliver()
     slack.clock.advance(hours=1)
     slack.service.jobs.deliver()
     posts = [c for c in slack.fake.requests("/api/chat.postMessage")]
-    assert len(posts) == 1
+    assert [p["body"]["channel"] for p in posts] == ["DU0GONE", "DU0ADMIN"]
     member = slack.service.bot.store.get_member("slack", "U0GONE")
     assert member is not None
     row = slack.service.bot.store.get_outbox(weekly_key(member, WEEK))
     assert row is not None and row.status == "dead"
+    notice = json.dumps(slack.fake.dms("U0ADMIN")[0]["blocks"])
+    assert "slack:U0GONE" in notice and "account_inactive" in notice
 
 
 def test_crash_after_sending_is_reconciled_from_message_metadata(slack: Slack) -> None:

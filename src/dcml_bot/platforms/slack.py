@@ -36,6 +36,7 @@ from dcml_bot.outbound import SendError
 from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.slack_blocks import ACTION_PREFIX, render_home, render_message
 from dcml_bot.settings import Settings
+from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
 
@@ -294,9 +295,29 @@ class SlackPlatform:
 
     # --- commands ---------------------------------------------------------------------------
 
-    def _answer(self, user_id: str, user_name: str | None, line: str) -> Reply:
-        member = self.bot.member(PLATFORM, user_id, display_name=user_name)
+    def _answer(self, user_id: str, line: str) -> Reply:
+        member = self._member(user_id)
         return self.bot.commands.handle(member, line)
+
+    def _member(self, user_id: str) -> MemberRecord:
+        """The member for a Slack user; on first contact, their name and time zone follow."""
+        known = self.bot.store.get_member(PLATFORM, user_id)
+        if known is not None:
+            return known
+        member = self.bot.member(PLATFORM, user_id)
+        self._submit(self._learn_profile, user_id)
+        return member
+
+    def _learn_profile(self, user_id: str) -> None:
+        user = self.messenger.profile(user_id)
+        tz = user.get("tz")
+        self.bot.store.upsert_member(
+            PLATFORM,
+            user_id,
+            display_name=display_name(user),
+            timezone=tz if isinstance(tz, str) else None,
+            now=self.bot.clock(),
+        )
 
     def _on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         started = time.perf_counter()
@@ -305,9 +326,7 @@ class SlackPlatform:
         if not user_id:
             ack(text=text(lang, "failed"))
             return
-        future = self._submit(
-            self._answer, user_id, body.get("user_name"), str(body.get("text") or "")
-        )
+        future = self._submit(self._answer, user_id, str(body.get("text") or ""))
         try:
             reply = future.result(timeout=ACK_BUDGET)
         except FutureTimeout:
@@ -414,7 +433,7 @@ class SlackPlatform:
 
     def publish_home(self, user_id: str) -> None:
         """Publish a member's App Home: progress, next paper, and the lab table for admins."""
-        member = self.bot.member(PLATFORM, user_id)
+        member = self._member(user_id)
         view = render_home(home_reply(self.bot.commands, member))
         self.messenger.client.views_publish(user_id=user_id, view=view)
         self._event("app_home_opened", "published")
@@ -432,7 +451,7 @@ class SlackPlatform:
 
     def _press(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         user = body.get("user") or {}
-        member = self.bot.member(PLATFORM, str(user["id"]), display_name=user.get("name"))
+        member = self._member(str(user["id"]))
         name = str(action.get("action_id", "")).removeprefix(ACTION_PREFIX)
         reply = self.bot.commands.press(member, name, str(action.get("value") or ""))
         self._event("block_actions", name)
