@@ -71,6 +71,8 @@ def test_command_reply_is_rendered_with_previews_and_kept(lab: Lab) -> None:
     first = next(e for e in catalog.entries if e.level and e.level.value == "essential")
     assert first.url is not None and first.url in page
     assert "As Slack" in page and "As Feishu" in page and "within limits" in page
+    assert re.search(r"\d+ of 50 blocks, longest text \d+ of 3000 chars", page)
+    assert re.search(r"As Feishu: \d+ of 30720 bytes", page)
     assert '"type": "header"' in page.replace("&#34;", '"')  # Block Kit JSON shown
     assert '"schema": "2.0"' in page.replace("&#34;", '"')  # Feishu card JSON shown
     assert "&gt; /dcml essential" in page

@@ -50,6 +50,7 @@ class Preview:
     slack: str
     slack_problems: list[str]
     slack_blocks: int
+    slack_longest: int
     slack_bytes: int
     feishu: str
     feishu_problems: list[str]
@@ -71,11 +72,22 @@ def preview(reply: Reply) -> Preview:
         ),
         slack_problems=problems,
         slack_blocks=max(len(m["blocks"]) for m in messages),
+        slack_longest=max((_longest_text(m["blocks"]) for m in messages), default=0),
         slack_bytes=sum(slack_blocks.json_size(m) for m in messages),
         feishu=json.dumps(card, ensure_ascii=False, indent=2),
         feishu_problems=feishu_cards.check_card(card),
         feishu_bytes=feishu_cards.card_size(card),
     )
+
+
+def _longest_text(node: Any) -> int:
+    """The longest ``text`` string anywhere in Block Kit JSON (sections allow 3,000)."""
+    if isinstance(node, dict):
+        own = len(node["text"]) if isinstance(node.get("text"), str) else 0
+        return max([own, *(_longest_text(v) for v in node.values())])
+    if isinstance(node, list):
+        return max((_longest_text(v) for v in node), default=0)
+    return 0
 
 
 def user_id_for(name: str) -> str:
