@@ -32,9 +32,10 @@ from dcml_bot.app import Service, build_service
 from dcml_bot.delivery import weekly_key
 from dcml_bot.i18n import text
 from dcml_bot.plan import READ
-from dcml_bot.platforms.feishu import Pacer, delivery_uuid
+from dcml_bot.platforms.feishu import delivery_uuid
 from dcml_bot.platforms.feishu_cards import check_card
 from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command
+from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
 from fakes import FakeAPI, running
@@ -640,7 +641,10 @@ def test_user_outside_availability_is_dead_not_retried(feishu: Feishu) -> None:
     feishu.service.jobs.deliver()
     feishu.clock.advance(hours=1)
     feishu.service.jobs.deliver()
-    assert len(feishu.fake.sends()) == 1
+    receivers = [c["body"]["receive_id"] for c in feishu.fake.sends()]
+    assert receivers == ["ou_gone", "ou_admin"]  # tried once; the admin is told once
+    notice = feishu.fake.sends()[1]["body"]["content"]
+    assert "feishu:ou" in notice and "gone" in notice and "230013" in notice
     row = feishu.service.bot.store.get_outbox(weekly_key(feishu.member("ou_gone"), WEEK))
     assert row is not None and row.status == "dead" and "230013" in (row.last_error or "")
     metrics = httpx.get(feishu.base + "/metrics").text

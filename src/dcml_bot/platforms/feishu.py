@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +25,7 @@ from dcml_bot.messages import Reply
 from dcml_bot.metrics import Metrics
 from dcml_bot.outbound import SendError
 from dcml_bot.platforms.feishu_cards import dumps, render_card, render_post, render_text
+from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,40 +68,6 @@ def make_client(settings: Settings) -> Any:
         .log_level(lark.LogLevel.WARNING)
         .build()
     )
-
-
-class Pacer:
-    """Spaces out sends: a minimum interval per target (user or chat) and for the whole app."""
-
-    def __init__(
-        self,
-        per_target: float = PER_TARGET_INTERVAL,
-        per_app: float = PER_APP_INTERVAL,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.per_target = per_target
-        self.per_app = per_app
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._next_app = 0.0
-        self._next: dict[str, float] = {}
-
-    def wait(self, target: str) -> float:
-        """Block until a send to ``target`` is within the limits; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            at = max(now, self._next_app, self._next.get(target, 0.0))
-            self._next_app = at + self.per_app
-            self._next[target] = at + self.per_target
-            if len(self._next) > 1024:
-                self._next = {k: v for k, v in self._next.items() if v > now}
-        delay = at - now
-        if delay > 0:
-            self._sleep(delay)
-        return max(delay, 0.0)
 
 
 @dataclass(frozen=True)
@@ -185,7 +150,7 @@ class FeishuMessenger:
     ) -> None:
         self.client = client
         self.metrics = metrics
-        self.pacer = pacer or Pacer()
+        self.pacer = pacer or Pacer(PER_TARGET_INTERVAL, PER_APP_INTERVAL)
         self.locale = "zh_cn" if language == "zh" else "en_us"
 
     # --- the core's Messenger protocol ------------------------------------------------------

@@ -34,6 +34,7 @@ from dcml_bot.messages import Reply
 from dcml_bot.metrics import Metrics
 from dcml_bot.outbound import SendError
 from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.platforms.slack_blocks import ACTION_PREFIX, render_home, render_message
 from dcml_bot.settings import Settings
 from dcml_bot.store import MemberRecord
@@ -78,6 +79,13 @@ BOT_SCOPES = (
     "groups:read",
 )
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+# Slack's limits (docs.slack.dev "Rate limits"; platforms.md §5): chat.postMessage about 1
+# message/s per channel under a workspace-wide cap that is not published; other methods by tier,
+# per method and workspace (conversations.open: Tier 3, 50+/min, bursts welcome). SlackMessenger
+# spaces its calls CALL_INTERVAL apart in all (its workspace budget: 50 calls/s) and messages
+# PER_CHANNEL_INTERVAL apart per channel.
+PER_CHANNEL_INTERVAL = 1.0
+CALL_INTERVAL = 0.02
 
 
 def make_client(settings: Settings) -> WebClient:
@@ -110,12 +118,19 @@ def send_error(exc: SlackClientError) -> SendError:
 
 
 class SlackMessenger:
-    """Sends DMs (``conversations.open`` + ``chat.postMessage``) tagged with their once-only key."""
+    """Sends DMs (``conversations.open`` + ``chat.postMessage``) tagged with their once-only key.
+
+    Every Web API call it makes first waits for ``pacer`` (its budget): by default at most one
+    call per ``CALL_INTERVAL`` in all and one message per ``PER_CHANNEL_INTERVAL`` per channel,
+    so a weekly fan-out stays inside the workspace's limit instead of meeting 429s and sleeping
+    through ``Retry-After``.
+    """
 
     platform = PLATFORM
 
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, *, pacer: Pacer | None = None) -> None:
         self.client = client
+        self.pacer = pacer or Pacer(PER_CHANNEL_INTERVAL, CALL_INTERVAL)
         self._channels: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -125,6 +140,7 @@ class SlackMessenger:
             known = self._channels.get(user_id)
         if known is not None:
             return known
+        self.pacer.wait("conversations.open:" + user_id)
         response = self.client.conversations_open(users=user_id)
         channel = str(response["channel"]["id"])
         with self._lock:
@@ -137,6 +153,7 @@ class SlackMessenger:
             channel = self.channel(user_id)
             first: str | None = None
             for page, message in enumerate(render_message(reply)):
+                self.pacer.wait(channel)
                 response = self.client.chat_postMessage(
                     channel=channel,
                     text=message["text"],
@@ -157,6 +174,7 @@ class SlackMessenger:
         """Look for a message carrying ``key`` among the latest in the DM channel."""
         try:
             channel = self.channel(user_id)
+            self.pacer.wait("conversations.history:" + channel)
             response = self.client.conversations_history(
                 channel=channel, include_all_metadata=True, limit=100
             )
@@ -170,6 +188,7 @@ class SlackMessenger:
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """The user object from ``users.info``."""
+        self.pacer.wait("users.info:" + user_id)
         response = self.client.users_info(user=user_id)
         user: dict[str, Any] = response["user"]
         return user
