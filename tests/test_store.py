@@ -702,8 +702,10 @@ def test_engine_configuration(db_url: str) -> None:
         upgrade(engine)
         statements.clear()
         store.record_event("slack", "Ev1", T0)
-        store.get_member("slack", "U1")
+        store.list_members()
+        store.get_member("slack", "U1")  # one statement: no transaction needed
         assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE", "BEGIN"]
+        assert statements[-1].startswith("SELECT") and "FROM members" in statements[-1]
     finally:
         engine.dispose()
 

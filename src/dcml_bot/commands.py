@@ -31,6 +31,7 @@ from dcml_bot.store import MemberRecord, Store
 
 log = logging.getLogger(__name__)
 
+MAX_CACHED_ANSWERS = 512
 MAX_INPUT = 500
 _PREFIX = re.compile(r"^\s*/?dcml\b\s*", re.IGNORECASE)
 _ID = re.compile(r"^(arxiv|url|doi|title):\S+$")
@@ -126,6 +127,19 @@ class Commands:
     def query(self, who: Caller, line: str) -> Reply:
         """A catalog query: levels, topics, kinds, ``search …`` or free text."""
         lang = who.language
+        catalog = self.library.catalog
+        # A query's answer depends only on the (immutable) catalog, the language and the words.
+        answers: dict[tuple[str, str], Reply] = catalog.memo("command.answers", dict)
+        cached = answers.get((lang, line))
+        if cached is not None:
+            return cached
+        reply = self._query(lang, line)
+        if len(answers) >= MAX_CACHED_ANSWERS:
+            answers.clear()
+        answers[(lang, line)] = reply
+        return reply
+
+    def _query(self, lang: str, line: str) -> Reply:
         catalog = self.library.catalog
         query = parse_query(line, catalog)
         if query.empty:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -233,6 +234,8 @@ class SlackPlatform:
         self.bot = bot
         self.metrics = metrics
         self.messenger = messenger
+        # Replies are immutable and popular queries repeat: render each distinct one once.
+        self.render = functools.lru_cache(maxsize=256)(render_message)
         self.channels = {c for c in settings.slack.channels if c}
         self._channel_names: dict[str, str] = {}
         self.background = Background("slack", metrics, workers)
@@ -357,7 +360,7 @@ class SlackPlatform:
             ack(text=text(lang, "failed"), response_type="ephemeral")
             self.metrics.commands.labels(PLATFORM, "error").inc()
             return
-        pages = render_message(reply)
+        pages = self.render(reply)
         first = pages[0]
         ack(text=first["text"], blocks=first["blocks"], response_type="ephemeral")
         if len(pages) > 1:

@@ -25,6 +25,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # BEGIN IMMEDIATE so the write lock is taken before any compare-and-set read.
 WRITE_OPTION = "dcml_bot_write"
 
+# Execution option for a single read statement: SQLite needs no BEGIN for it (a statement is
+# atomic on its own), which saves a round of the driver on the hottest path (member lookup).
+SINGLE_READ_OPTION = "dcml_bot_single_read"
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # Arbitrary constant key for pg_advisory_xact_lock ("dcmlmigr" in ASCII).
@@ -51,6 +55,11 @@ def make_engine(url: str) -> Engine:
         f"unsupported database {sa_url.render_as_string(hide_password=True)!r}: "
         "use sqlite:///path or postgresql+psycopg://..."
     )
+
+
+def single_reader(engine: Engine) -> Engine:
+    """A view of ``engine`` for one-statement reads (no explicit transaction on SQLite)."""
+    return engine.execution_options(**{SINGLE_READ_OPTION: True})
 
 
 def writer(engine: Engine) -> Engine:
@@ -86,9 +95,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(WRITE_OPTION):
+        options = connection.get_execution_options()
+        if options.get(WRITE_OPTION):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif not options.get(SINGLE_READ_OPTION):
             connection.exec_driver_sql("BEGIN")
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Engine,
     Executable,
     and_,
+    bindparam,
     delete,
     func,
     or_,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from dcml_bot.store.database import writer
+from dcml_bot.store.database import single_reader, writer
 from dcml_bot.store.schema import (
     LOCAL_CHANNELS,
     OUTBOX_KINDS,
@@ -39,6 +40,11 @@ from dcml_bot.store.schema import (
 )
 
 logger = logging.getLogger(__name__)
+
+_MEMBER_BY_USER = select(*Member.__table__.c).where(
+    Member.__table__.c.platform == bindparam("platform"),
+    Member.__table__.c.user_id == bindparam("user_id"),
+)
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
 # Ids per IN (...) list: below the 999 bound parameters older SQLite builds allow.
@@ -258,6 +264,7 @@ class Store:
             raise ValueError(f"unsupported database dialect {self._dialect!r}")
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(writer(engine), expire_on_commit=False)
+        self._single = single_reader(engine)
 
     def dispose(self) -> None:
         """Close all pooled connections."""
@@ -317,11 +324,13 @@ class Store:
 
     def get_member(self, platform: str, user_id: str) -> MemberRecord | None:
         """Return the member with this platform user id, if any."""
-        with self._read.begin() as session:
-            row = session.execute(
-                select(Member).where(Member.platform == platform, Member.user_id == user_id)
-            ).scalar_one_or_none()
-            return None if row is None else _member(row)
+        # Core and a prebuilt statement: this runs on every command, and building the statement
+        # or opening an ORM session costs more than the query itself.
+        with self._single.connect() as connection:
+            row = connection.execute(
+                _MEMBER_BY_USER, {"platform": platform, "user_id": user_id}
+            ).first()
+        return None if row is None else _member(row)  # type: ignore[arg-type]
 
     def get_member_by_id(self, member_id: int) -> MemberRecord | None:
         """Return the member with this id, if any."""
