@@ -321,6 +321,12 @@ def serve(
         raise _fail(f"cannot start: {exc.__class__.__name__}: {exc}") from None
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
+    if settings.local_enabled and bind_host not in {"127.0.0.1", "localhost", "::1"}:
+        log.warning(
+            "the local lab at / has no login and lets anyone act as any member; it is served "
+            "on %s: keep it on 127.0.0.1 unless this network is yours alone",
+            bind_host,
+        )
     names = ", ".join(sorted(service.bot.messengers)) or "none"
     typer.echo(f"dcml-bot serving on http://{bind_host}:{bind_port}/ (platforms: {names})")
     run_server(service, bind_host, bind_port)
