@@ -20,7 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from dcml_bot.store import Claim, Store, make_engine, open_store, upgrade
-from dcml_bot.store.database import alembic_config
+from dcml_bot.store.database import HEAD_REVISION, alembic_config, current_revision
 from dcml_bot.store.schema import Base
 
 T = TypeVar("T")
@@ -631,10 +631,30 @@ def test_upgrade_is_idempotent_and_reaches_head(store: Store) -> None:
     member_id = _member_id(store)
     upgrade(store.engine)
     upgrade(store.engine)
-    assert _current_revision(store) == head
+    assert _current_revision(store) == head == HEAD_REVISION  # open_store skips Alembic at head
+    assert current_revision(store.engine) == head
     assert store.get_member_by_id(member_id) is not None
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {"members", "progress", "outbox", "processed_events", "alembic_version"} <= tables
+
+
+def test_a_database_behind_head_is_upgraded_when_opened(db_url: str) -> None:
+    from alembic import command
+
+    open_store(db_url).dispose()
+    engine = sa.create_engine(db_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert current_revision(engine) == "0002"
+    engine.dispose()
+    reopened = open_store(db_url)
+    try:
+        assert current_revision(reopened.engine) == HEAD_REVISION
+        assert reopened.local_get("anything") is None  # a table from 0004 exists again
+    finally:
+        reopened.dispose()
 
 
 def test_downgrade_then_upgrade_round_trips(store: Store) -> None:
