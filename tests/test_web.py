@@ -195,3 +195,24 @@ def test_local_platform_is_off_when_a_real_platform_is_configured(db_url: str) -
     forced = slack.model_copy(update={"local": slack.local.model_copy(update={"enabled": "on"})})
     assert forced.local_enabled
     assert load_settings(CONFIG).host == "127.0.0.1"
+
+
+def test_healthz_reports_an_unreachable_database_with_503(lab: Lab) -> None:
+    from sqlalchemy import create_engine
+
+    assert lab.client.get("/healthz").status_code == 200
+    store = lab.service.bot.store
+    working = store.engine
+    # A real connection failure: nothing listens on port 1.
+    store.engine = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    try:
+        response = lab.client.get("/healthz")
+    finally:
+        store.engine.dispose()
+        store.engine = working
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded" and body["database"]["reachable"] is False
+    assert body["catalog"]["items"] > 0
