@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
@@ -21,7 +22,7 @@ from starlette.templating import Jinja2Templates
 from dcml_bot.app import Bot
 from dcml_bot.commands import Caller
 from dcml_bot.home import home_reply
-from dcml_bot.messages import ActionsBlock, ContextBlock, ItemsBlock, Reply, TextBlock
+from dcml_bot.messages import Reply
 from dcml_bot.platforms import feishu_cards, slack_blocks
 from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
 from dcml_bot.scheduler import Jobs
@@ -184,12 +185,6 @@ class LocalWebPlatform:
             "clock_offset": self.clock.offset if self.clock else None,
             "catalog_items": len(catalog.entries) if catalog else 0,
             "catalog_source": self.bot.library.source,
-            "blocks": {
-                "text": TextBlock,
-                "items": ItemsBlock,
-                "actions": ActionsBlock,
-                "context": ContextBlock,
-            },
         }
 
     # --- actions ------------------------------------------------------------------------------
@@ -206,10 +201,8 @@ class LocalWebPlatform:
                 return self.templates.TemplateResponse(
                     request, "lab.html", page, status_code=exc.status
                 )
-            except Exception as exc:  # a malformed multipart body and the like
-                if exc.__class__.__name__ in {"MultiPartException", "ClientDisconnect"}:
-                    return Response("malformed form", status_code=400)
-                raise
+            except (MultiPartException, ClientDisconnect):
+                return Response("malformed form", status_code=400)
             return RedirectResponse(location, status_code=303)
 
         return endpoint
