@@ -116,6 +116,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def test_a_new_user_tries_every_feature_and_a_restart_keeps_it(server: Server, page: Page) -> None:
+    assert f"starting on {server.base}/ (platforms: local)" in server.log.read_text()
     page.goto(server.base + "/")
     expect(page.locator("header")).to_contain_text("local lab")
 

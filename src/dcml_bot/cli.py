@@ -328,7 +328,7 @@ def serve(
             bind_host,
         )
     names = ", ".join(sorted(service.bot.messengers)) or "none"
-    typer.echo(f"dcml-bot serving on http://{bind_host}:{bind_port}/ (platforms: {names})")
+    typer.echo(f"dcml-bot starting on http://{bind_host}:{bind_port}/ (platforms: {names})")
     run_server(service, bind_host, bind_port)
 
 
