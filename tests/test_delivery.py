@@ -343,3 +343,20 @@ def test_broken_reload_keeps_old_catalog(bot: Bot, small: Path) -> None:
     gone = text_of(bot.commands.handle(boss, "reload"))
     assert str(small) in gone and "(5 items)" in gone
     assert next(e.title for e in bot.library.catalog.entries) == "Adv One"
+
+
+def test_batches_cover_every_member_once(
+    bot: Bot, recorder: Recorder, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dcml_bot.delivery
+
+    monkeypatch.setattr(dcml_bot.delivery, "BATCH", 3)
+    users = [f"m{n}" for n in range(8)]
+    enrol(bot, *users)
+    bot.member("local", "lurker")  # not enrolled: not counted
+    seen: list[str] = []
+    report = bot.delivery.deliver(clock(), on_member=lambda m, o: seen.append(m.user_id))
+    assert report.count("sent") == 8 and sorted(seen) == sorted(users)
+    assert all(recorder.keys(u) == [f"weekly:local:{u}:{WEEK}"] for u in users)
+    again = bot.delivery.deliver(clock())
+    assert again.count("already") == 8 and len(recorder.sent) == 8

@@ -23,6 +23,7 @@ WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "su
 RETRY_BASE = dt.timedelta(minutes=2)
 RETRY_MAX = dt.timedelta(hours=6)
 # After a claim finds the preloaded row stale, read rows fresh for this many members.
+BATCH = 1000
 CONTENDED_SPAN = 100
 
 MISSED = "missed"
@@ -123,6 +124,39 @@ class Delivery:
         """
         report = DeliveryReport(week=week)
         members = self.store.list_members(enrolled=True)
+        contended_until = -1
+        # In batches, so memory and the age of what was preloaded stay bounded however many
+        # members there are.
+        for start in range(0, len(members), BATCH):
+            contended_until = self._deliver_batch(
+                members[start : start + BATCH],
+                start,
+                now,
+                report,
+                week=week,
+                force=force,
+                dry_run=dry_run,
+                late_limit=late_limit,
+                on_member=on_member,
+                contended_until=contended_until,
+            )
+        return report
+
+    def _deliver_batch(
+        self,
+        members: list[MemberRecord],
+        offset: int,
+        now: dt.datetime,
+        report: DeliveryReport,
+        *,
+        week: str | None,
+        force: bool,
+        dry_run: bool,
+        late_limit: dt.timedelta | None,
+        on_member: Callable[[MemberRecord, str], None] | None,
+        contended_until: int,
+    ) -> int:
+        """Deliver to a batch of members with its outbox rows and progress read up front."""
         weeks = {m.id: week or self.week_for(m, now) for m in members}
         keys = {
             m.id: weekly_key(m, weeks[m.id])
@@ -150,8 +184,7 @@ class Delivery:
             and not _finished(outbox.get(keys[m.id]))
         ]
         progress = self.store.progress_for_members(open_ids) if open_ids else {}
-        contended_until = -1
-        for index, member in enumerate(members):
+        for index, member in enumerate(members, start=offset):
             key = keys.get(member.id)
             if key is None:
                 outcome = MISSED if member.id in missed else NOT_DUE
@@ -175,7 +208,7 @@ class Delivery:
             report.outcomes[outcome] += 1
             if on_member is not None:
                 on_member(member, outcome)
-        return report
+        return contended_until
 
     def deliver_one(
         self,
