@@ -425,7 +425,10 @@ def test_weekly_delivery_sends_one_dm_each_and_buttons_work(slack: Slack) -> Non
     first = slack.service.jobs.deliver()
     again = slack.service.jobs.deliver()
     assert first is not None and first.count("sent") == 6
-    assert again is not None and again.count("sent") == 0
+    assert again is not None and again.count("sent") == 0 and again.count("already") == 6
+    metrics = httpx.get(slack.base + "/metrics").text
+    assert 'dcml_deliveries_total{outcome="sent"} 6.0' in metrics
+    assert 'outcome="already"' not in metrics  # re-checked every tick: not counted
     for user in users:
         dms = slack.fake.dms(user)
         assert len(dms) == 1

@@ -8,6 +8,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from dcml_bot.delivery import DeliveryReport
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Outcomes every 15-minute tick reports again for most members; counting them is noise.
+REPEATED_EVERY_TICK = frozenset({"not-due", "already", "missed"})
 
 
 class Metrics:
@@ -57,9 +59,10 @@ class Metrics:
         )
 
     def record_report(self, report: DeliveryReport) -> None:
-        """Count a delivery run's outcomes."""
+        """Count a delivery run's outcomes (not the members merely checked again each tick)."""
         for outcome, count in report.outcomes.items():
-            self.deliveries.labels(outcome).inc(count)
+            if outcome not in REPEATED_EVERY_TICK:
+                self.deliveries.labels(outcome).inc(count)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
