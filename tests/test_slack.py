@@ -697,3 +697,26 @@ def test_manifest_grants_what_the_bot_uses() -> None:
     assert urls == {"https://YOUR-HOST/slack/events"}
     assert len(manifest["display_information"]["name"]) <= 35
     assert len(manifest["display_information"]["description"]) <= 140
+
+
+def test_a_500_entry_catalog_gives_valid_block_kit_at_the_wire(db_url: str, tmp_path: Path) -> None:
+    from test_slack_blocks import synthetic_guide
+
+    guide = synthetic_guide(tmp_path / "big.md")
+    fake = FakeSlack().start()
+    settings = slack_settings(db_url, fake, catalog=str(guide))
+    service = build_service(settings, clock=Clock(DELIVERY_TIME), schedule=False)
+    try:
+        with running(build_http_app(service)) as base:
+            slack = Slack(service, base, fake, Clock(DELIVERY_TIME))
+            assert len(service.bot.library.catalog.entries) == 500
+            for line in ("essential", "advanced", "search zebra3", "topic07", "topics", "next"):
+                response = slack.command(line, user="U0BIG")
+                assert response.status_code == 200, line
+                assert check_message(response.json()) == [], line
+                assert "<!channel>" not in response.text
+            slack.platform.drain()
+            for page in fake.responses():  # pages after the first, via response_url
+                assert check_message(page) == []
+    finally:
+        fake.stop()
