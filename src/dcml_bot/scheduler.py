@@ -120,15 +120,15 @@ class Jobs:
                 continue
             member = self.bot.member(platform, user_id)
             key = f"notice:{topic}:{platform}:{user_id}"
-            if (
-                self.bot.store.claim(
-                    key, member_id=member.id, kind="notice", worker=worker, now=now
-                )
-                is None
-            ):
+            claim = self.bot.store.claim(
+                key, member_id=member.id, kind="notice", worker=worker, now=now
+            )
+            if claim is None:
                 continue
             try:
-                message_id = messenger.send_dm(
+                # A claim left by a crashed run: the notice may have gone out already.
+                found = messenger.find_sent(user_id, key) if claim.recovered else None
+                message_id = found or messenger.send_dm(
                     user_id, reply(self.bot.profiles.language(member)), key=key
                 )
             except SendError as exc:

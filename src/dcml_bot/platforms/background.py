@@ -7,11 +7,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from dcml_bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# Slack and Feishu wait 3 s for an answer; what is not ready by then follows another way.
+ANSWER_BUDGET = 2.0
 
 
 class Background:
@@ -31,6 +35,17 @@ class Background:
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future
+
+    def answer(
+        self, later: Callable[[Future[Any]], None], work: Callable[..., Any], *args: Any
+    ) -> Any | None:
+        """The result of ``work(*args)`` within ANSWER_BUDGET, else None (``later`` gets it)."""
+        future = self.submit(work, *args)
+        try:
+            return future.result(timeout=ANSWER_BUDGET)
+        except FutureTimeout:
+            self.submit(later, future)
+            return None
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until the work queued so far (and what it queued) has finished."""

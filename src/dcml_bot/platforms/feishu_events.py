@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -11,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,8 +41,6 @@ PATH = "/feishu/events"
 MAX_BODY = 256 * 1024
 # lark-oapi enforces no replay window; Slack's 5 minutes is the model.
 FRESHNESS = 300
-# Feishu waits 3 s for a card callback's answer, which carries the updated card.
-CARD_BUDGET = 2.0
 TIMESTAMP, NONCE, SIGNATURE = (
     "X-Lark-Request-Timestamp",
     "X-Lark-Request-Nonce",
@@ -614,13 +612,15 @@ class FeishuPlatform:
             self._event(CARD_ACTION, "unknown")
             return P2CardActionTriggerResponse({})
         action, value = parsed
-        future = self._submit(self._press, str(open_id), action, value)
-        try:
-            reply = future.result(timeout=CARD_BUDGET)
-        except FutureTimeout:
-            message_id = _attr(event, "context", "open_message_id")
-            if message_id:
-                self._submit(self._update_late, future, str(message_id))
+        message_id = _attr(event, "context", "open_message_id")
+        reply = self.background.answer(
+            functools.partial(self._update_late, message_id=message_id),
+            self._press,
+            str(open_id),
+            action,
+            value,
+        )
+        if reply is None:
             self._event(CARD_ACTION, "late")
             return P2CardActionTriggerResponse(
                 {"toast": {"type": "info", "content": text(lang, "busy")}}
@@ -637,6 +637,7 @@ class FeishuPlatform:
         member = self.bot.member(PLATFORM, open_id)
         return self.bot.commands.press(member, action, value)
 
-    def _update_late(self, future: Future[Any], message_id: str) -> None:
+    def _update_late(self, future: Future[Any], *, message_id: Any) -> None:
         reply = future.result()
-        self.messenger.update_card(message_id, render_card(reply))
+        if message_id:
+            self.messenger.update_card(str(message_id), render_card(reply))

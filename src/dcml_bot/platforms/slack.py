@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from slack_bolt import App, BoltRequest
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 COMMAND = "/dcml"
-# Slack waits 3 s for the HTTP answer; what is not ready by then is sent via response_url.
-ACK_BUDGET = 2.0
 MAX_BODY = 256 * 1024
 METADATA_EVENT = "dcml_message"
 # Errors that no retry will fix: the user cannot be reached by this app.
@@ -326,7 +323,7 @@ class SlackPlatform:
         known = self.bot.store.get_member(PLATFORM, user_id)
         if known is not None:
             return known
-        member = self.bot.member(PLATFORM, user_id)
+        member = self.bot.store.upsert_member(PLATFORM, user_id, now=self.bot.clock())
         self._submit(self._learn_profile, user_id)
         return member
 
@@ -348,17 +345,20 @@ class SlackPlatform:
         if not user_id:
             ack(text=text(lang, "failed"))
             return
-        future = self._submit(self._answer, user_id, str(body.get("text") or ""))
         try:
-            reply = future.result(timeout=ACK_BUDGET)
-        except FutureTimeout:
-            ack(text=text(lang, "busy"), response_type="ephemeral")
-            self._submit(self._respond_late, respond, future, lang)
-            self.metrics.commands.labels(PLATFORM, "late").inc()
-            return
+            reply = self.background.answer(
+                functools.partial(self._respond_late, respond, lang=lang),
+                self._answer,
+                user_id,
+                str(body.get("text") or ""),
+            )
         except Exception:
             ack(text=text(lang, "failed"), response_type="ephemeral")
             self.metrics.commands.labels(PLATFORM, "error").inc()
+            return
+        if reply is None:
+            ack(text=text(lang, "busy"), response_type="ephemeral")
+            self.metrics.commands.labels(PLATFORM, "late").inc()
             return
         pages = self.render(reply)
         first = pages[0]
@@ -372,7 +372,7 @@ class SlackPlatform:
         for page in pages:
             respond(text=page["text"], blocks=page["blocks"], response_type="ephemeral")
 
-    def _respond_late(self, respond: Respond, future: Future[Any], lang: str) -> None:
+    def _respond_late(self, respond: Respond, future: Future[Any], *, lang: str) -> None:
         try:
             reply = future.result()
         except Exception:
