@@ -720,3 +720,37 @@ def test_a_500_entry_catalog_gives_valid_block_kit_at_the_wire(db_url: str, tmp_
                 assert check_message(page) == []
     finally:
         fake.stop()
+
+
+def test_remind_from_the_command_line_reaches_slack_members(db_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from dcml_bot.store import open_store
+
+    fake = FakeSlack().start()
+    store = open_store(db_url)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        for user in ("U0CLI1", "U0CLI2"):
+            member = store.upsert_member("slack", user, now=now)
+            store.set_enrolled(member.id, True, now)
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "FEISHU_", "DCML"))
+        }
+        env.update(
+            SLACK_BOT_TOKEN="xoxb-test",
+            SLACK_SIGNING_SECRET=SECRET,
+            DCML_BOT_SLACK_API_URL=fake.base + "/api/",
+            DCML_BOT_DATABASE_URL=db_url,
+        )
+        command = [str(Path(sys.executable).parent / "dcml-bot"), "remind", "--week", WEEK]
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert "sent: 2" in first.stdout and "already: 2" in again.stdout
+        assert [len(fake.dms(u)) for u in ("U0CLI1", "U0CLI2")] == [1, 1]
+    finally:
+        store.dispose()
+        fake.stop()

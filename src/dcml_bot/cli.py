@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from dcml_bot.app import Bot, build_bot, utc_now
+from dcml_bot.app import Bot, Service, build_bot, build_service, utc_now
 from dcml_bot.catalog import Catalog, CatalogError, Entry, QueryError, build_query, run_query
 from dcml_bot.catalog.loader import load_catalog_from
 from dcml_bot.plan import parse_week
@@ -228,6 +228,17 @@ def _bot() -> tuple[Bot, LocalMessenger]:
     return bot, messenger
 
 
+def _service(settings: Settings, *, schedule: bool) -> Service:
+    """Everything ``serve`` runs, every configured platform included; one-line start-up errors."""
+    try:
+        return build_service(settings, schedule=schedule)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:  # the database or a platform is unreachable: one line, no traceback
+        log.debug("start-up failed", exc_info=True)
+        raise _fail(f"cannot start: {exc.__class__.__name__}: {exc}") from None
+
+
 @app.command("remind")
 def remind(
     week: Annotated[
@@ -247,7 +258,12 @@ def remind(
             week = parse_week(week)
         except ValueError as exc:
             raise _fail(str(exc), 2) from None
-    bot, _ = _bot()
+    settings = _settings()
+    logging.getLogger().setLevel(settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Every configured platform, so Slack and Feishu members get their paper too.
+    service = _service(settings, schedule=False)
+    bot = service.bot
     out = Console(soft_wrap=True, highlight=False)
     members = bot.store.list_members(enrolled=True)
     with Progress(
@@ -285,7 +301,7 @@ def remind(
             f"their claim expires within {minutes} min, then the scheduler's next tick (or "
             "another `remind`) checks the platform and sends only what is missing."
         )
-    bot.close()
+    service.stop()
     if report.count("failed"):
         raise typer.Exit(1)
 
@@ -301,7 +317,6 @@ def serve(
     ] = None,
 ) -> None:
     """Run the bot: HTTP endpoints, Slack/Feishu connections and the weekly scheduler."""
-    from dcml_bot.app import build_service
     from dcml_bot.server import serve as run_server
 
     settings = _settings()
@@ -312,13 +327,7 @@ def serve(
     )
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        service = build_service(settings)
-    except CatalogError as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:  # the database or a platform is unreachable: one line, no traceback
-        log.debug("start-up failed", exc_info=True)
-        raise _fail(f"cannot start: {exc.__class__.__name__}: {exc}") from None
+    service = _service(settings, schedule=True)
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
     if settings.local_enabled and bind_host not in {"127.0.0.1", "localhost", "::1"}:
