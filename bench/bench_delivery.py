@@ -25,11 +25,12 @@ from typing import Any
 from sqlalchemy import delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dcml_bot.delivery import Delivery
-from dcml_bot.library import CatalogLibrary
-from dcml_bot.messages import Reply
-from dcml_bot.plan import reading_order, week_of
-from dcml_bot.profile import Profiles
+from dcml_bot.core.delivery import Delivery
+from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.messages import Reply
+from dcml_bot.core.once import OnceOnly
+from dcml_bot.core.plan import reading_order, week_of
+from dcml_bot.core.profile import Profiles
 from dcml_bot.store import Store, open_store
 from dcml_bot.store.database import writer
 from dcml_bot.store.schema import Member, Outbox, Progress
@@ -142,11 +143,10 @@ def _run(url: str, members: int, guide: Path) -> None:
         delivery = Delivery(
             store=store,
             library=library,
-            messengers={"local": inbox},
+            once=OnceOnly(store=store, messengers={"local": inbox}, worker="bench"),
             profiles=Profiles(LAB_TIMEZONE, {"local": "en"}),
             day="mon",
             at=dt.time(10, 0),
-            worker="bench",
         )
         # Measured before and after the delivery, so load changes during the run average out.
         bare_before = _bare_claim_confirm(store)

@@ -39,8 +39,8 @@ from benchkit import (
 )
 from sqlalchemy import insert, select
 
-from dcml_bot.library import CatalogLibrary
-from dcml_bot.plan import reading_order
+from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.plan import reading_order
 from dcml_bot.settings import load_settings
 from dcml_bot.store import open_store
 from dcml_bot.store.database import writer

@@ -7,10 +7,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from dcml_bot.app import Bot, build_bot
-from dcml_bot.messages import Reply, render_plain
-from dcml_bot.outbound import SendError
-from dcml_bot.settings import load_settings
+from dcml_bot.app import build_bot
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.messages import Reply, render_plain
+from dcml_bot.core.outbound import SendError
+from dcml_bot.settings import Settings, load_settings
 
 UTC = dt.UTC
 # Monday 2026-11-30 (ISO week 2026-W49); the slot is 10:00 Asia/Shanghai = 02:00 UTC.
@@ -77,6 +78,14 @@ class Clock:
         return self.now
 
 
+def make_settings(db_url: str, *, catalog: Path | str | None = None, **update: object) -> Settings:
+    """The test settings on ``db_url``; ``local:boss`` is an admin."""
+    update = {"database_url": db_url, "admins": ["local:boss"], **update}
+    if catalog is not None:
+        update["catalog"] = str(catalog)
+    return load_settings(CONFIG).model_copy(update=update)
+
+
 def make_bot(
     db_url: str,
     recorder: Recorder,
@@ -86,10 +95,7 @@ def make_bot(
     worker: str | None = None,
 ) -> Bot:
     """A bot on ``db_url`` talking through ``recorder``; ``local:boss`` is an admin."""
-    update: dict[str, object] = {"database_url": db_url, "admins": ["local:boss"]}
-    if catalog is not None:
-        update["catalog"] = str(catalog)
-    settings = load_settings(CONFIG).model_copy(update=update)
+    settings = make_settings(db_url, catalog=catalog)
     return build_bot(settings, messengers={"local": recorder}, clock=clock, worker=worker)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dcml_bot.app import Bot
+from dcml_bot.core.bot import Bot
 from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot, text_of
 
 NOW = MONDAY_SLOT + dt.timedelta(hours=1)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text, update
 
-from dcml_bot.messages import Reply, render_plain
+from dcml_bot.core.messages import Reply, render_plain
 from dcml_bot.store import Store, open_store
 from dcml_bot.store.schema import Outbox
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from dcml_bot.app import Bot
-from dcml_bot.delivery import weekly_key
-from dcml_bot.outbound import SendError
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.delivery import weekly_key
+from dcml_bot.core.outbound import SendError
 from dcml_bot.store import Claim, MemberRecord
 from support import (
     MONDAY_SLOT,
@@ -220,8 +220,12 @@ def test_permanent_failure_is_dead(bot: Bot, recorder: Recorder, clock: Clock) -
     assert bot.store.get_outbox(key).status == "dead"
     del recorder.fail["alice"]
     bot.delivery.deliver(clock() + dt.timedelta(hours=7), force=True)
-    assert recorder.attempts == [("alice", key)]
-    assert recorder.sent == []
+    # Tried once, never again; the admin heard about it once.
+    assert recorder.attempts == [
+        ("alice", key),
+        ("boss", "notice:unreachable:local:alice:local:boss"),
+    ]
+    assert [user for user, _, _ in recorder.sent] == ["boss"]
 
 
 def test_crash_between_claim_and_send(bot: Bot, recorder: Recorder, clock: Clock) -> None:
@@ -348,9 +352,9 @@ def test_broken_reload_keeps_old_catalog(bot: Bot, small: Path) -> None:
 def test_batches_cover_every_member_once(
     bot: Bot, recorder: Recorder, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dcml_bot.delivery
+    import dcml_bot.core.delivery
 
-    monkeypatch.setattr(dcml_bot.delivery, "BATCH", 3)
+    monkeypatch.setattr(dcml_bot.core.delivery, "BATCH", 3)
     users = [f"m{n}" for n in range(8)]
     enrol(bot, *users)
     bot.member("local", "lurker")  # not enrolled: not counted

@@ -29,9 +29,9 @@ from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 from pydantic import SecretStr
 
 from dcml_bot.app import Service, build_service
-from dcml_bot.delivery import weekly_key
-from dcml_bot.i18n import text
-from dcml_bot.plan import READ
+from dcml_bot.core.delivery import weekly_key
+from dcml_bot.core.i18n import text
+from dcml_bot.core.plan import READ
 from dcml_bot.platforms.feishu import delivery_uuid
 from dcml_bot.platforms.feishu_cards import check_card
 from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from dcml_bot.app import Bot
-from dcml_bot.messages import (
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.messages import (
     ActionsBlock,
     Button,
     ContextBlock,
@@ -22,6 +22,7 @@ from dcml_bot.messages import (
     Reply,
     TextBlock,
 )
+from dcml_bot.core.replies import weekly_reply
 from dcml_bot.platforms.feishu_cards import (
     CARD_LIMIT,
     action_of,
@@ -32,7 +33,6 @@ from dcml_bot.platforms.feishu_cards import (
     render_post,
     render_text,
 )
-from dcml_bot.replies import weekly_reply
 from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot
 
 PAYLOADS = Path(__file__).resolve().parent / "data" / "payloads"

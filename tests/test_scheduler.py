@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -10,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dcml_bot.delivery import DeliveryReport
-from dcml_bot.outbound import SendError
-from dcml_bot.scheduler import PRUNE_JOB, REFRESH_JOB, TICK_JOB, WEEKLY_JOB, Jobs, Scheduler
+from dcml_bot.core.delivery import DeliveryReport
+from dcml_bot.core.jobs import Jobs
+from dcml_bot.core.outbound import SendError
+from dcml_bot.scheduler import PRUNE_JOB, REFRESH_JOB, TICK_JOB, WEEKLY_JOB, Scheduler
 from fakes import FakeAPI
 from support import (
     MONDAY_SLOT,
@@ -21,6 +23,7 @@ from support import (
     Recorder,
     item_line,
     make_bot,
+    make_settings,
     text_of,
     write_catalog,
 )
@@ -35,7 +38,7 @@ def enrol(bot, *users: str) -> None:  # type: ignore[no-untyped-def]
 def test_weekly_job_fires_monday_ten_in_the_lab_time_zone(db_url: str) -> None:
     bot = make_bot(db_url, Recorder(), Clock(MONDAY_SLOT))
     try:
-        scheduler = Scheduler(Jobs(bot))
+        scheduler = Scheduler(Jobs(bot), make_settings(db_url))
         when = scheduler.next_run()
         assert when is not None
         local = when.astimezone(ZoneInfo("Asia/Shanghai"))
@@ -49,11 +52,12 @@ def test_weekly_job_fires_monday_ten_in_the_lab_time_zone(db_url: str) -> None:
 def test_slot_and_time_zone_come_from_settings(db_url: str) -> None:
     bot = make_bot(db_url, Recorder(), Clock(MONDAY_SLOT))
     try:
-        delivery = bot.settings.delivery.model_copy(update={"day": "fri", "time": dt.time(9, 30)})
-        bot.settings = bot.settings.model_copy(
+        settings = make_settings(db_url)
+        delivery = settings.delivery.model_copy(update={"day": "fri", "time": dt.time(9, 30)})
+        settings = settings.model_copy(
             update={"delivery": delivery, "timezone": "America/New_York"}
         )
-        when = Scheduler(Jobs(bot)).next_run()
+        when = Scheduler(Jobs(bot), settings).next_run()
         assert when is not None
         local = when.astimezone(ZoneInfo("America/New_York"))
         assert (local.weekday(), local.hour, local.minute) == (4, 9, 30)
@@ -110,7 +114,9 @@ def test_the_real_scheduler_thread_runs_the_catch_up_tick(db_url: str) -> None:
 
     try:
         enrol(bot, "ann")
-        scheduler = Scheduler(Jobs(bot, on_report=on_report), first_tick=dt.timedelta(0))
+        scheduler = Scheduler(
+            Jobs(bot, on_report=on_report), make_settings(db_url), first_tick=dt.timedelta(0)
+        )
         scheduler.start()
         try:
             assert ran.wait(10)
@@ -205,12 +211,12 @@ def test_catalog_refresh_keeps_the_good_version_and_tells_admins_once(
     recorder, clock = Recorder(), Clock(MONDAY_SLOT)
     bot = make_bot(db_url, recorder, clock)
     try:
-        bot.settings = bot.settings.model_copy(
-            update={"catalog": fake.base + "/guide.md", "catalog_refresh_minutes": 30}
+        settings = make_settings(
+            db_url, catalog=fake.base + "/guide.md", catalog_refresh_minutes=30
         )
         bot.library.source = fake.base + "/guide.md"
         jobs = Jobs(bot)
-        assert REFRESH_JOB in Scheduler(jobs).job_ids()
+        assert REFRESH_JOB in Scheduler(jobs, settings).job_ids()
         assert jobs.refresh_catalog().status == "loaded"
         assert jobs.refresh_catalog().status == "unchanged"  # 304 via If-None-Match
         state["body"], state["etag"] = good + "- `❓` 📄 [Bad](https://x.org/1)\n".encode(), "v2"
@@ -234,8 +240,7 @@ def test_without_catch_up_a_long_missed_slot_is_skipped_but_retries_go(db_url: s
     recorder, clock = Recorder(), Clock(MONDAY_SLOT + dt.timedelta(minutes=30))
     bot = make_bot(db_url, recorder, clock)
     try:
-        delivery = bot.settings.delivery.model_copy(update={"catch_up": False})
-        bot.settings = bot.settings.model_copy(update={"delivery": delivery})
+        bot.policy = dataclasses.replace(bot.policy, catch_up=False)
         enrol(bot, "ontime", "retry")
         recorder.fail["retry"] = SendError("timeout")
         jobs = Jobs(bot)
@@ -259,7 +264,6 @@ def test_admins_hear_once_about_a_member_who_cannot_be_reached(db_url: str) -> N
     bot = make_bot(db_url, recorder, clock)
     try:
         jobs = Jobs(bot)
-        bot.delivery.on_unreachable = bot.onboarding.on_unreachable = jobs.tell_admins_unreachable
         recorder.fail["gone"] = SendError(
             "feishu: 230013 user not in app availability", permanent=True
         )

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 from dcml_bot.app import Service, build_service
-from dcml_bot.delivery import weekly_key
-from dcml_bot.messages import Reply
+from dcml_bot.core.delivery import weekly_key
+from dcml_bot.core.messages import Reply
 from dcml_bot.platforms.slack import SlackPlatform
 from dcml_bot.platforms.slack_blocks import check_message, check_view
 from dcml_bot.server import build_http_app

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dcml_bot.app import Bot
-from dcml_bot.messages import (
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.messages import (
     ActionsBlock,
     Button,
     ContextBlock,
@@ -20,6 +20,7 @@ from dcml_bot.messages import (
     Reply,
     TextBlock,
 )
+from dcml_bot.core.replies import weekly_reply
 from dcml_bot.platforms.slack_blocks import (
     ACTION_PREFIX,
     MAX_MESSAGES,
@@ -30,7 +31,6 @@ from dcml_bot.platforms.slack_blocks import (
     render_home,
     render_message,
 )
-from dcml_bot.replies import weekly_reply
 from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot
 
 # A link the renderer emits: neither part may hold a raw <, > or | of its own.

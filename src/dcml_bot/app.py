@@ -1,73 +1,38 @@
-"""The one composition root: settings in, a wired bot out."""
+"""The one composition root: settings in, a wired bot (and its platforms) out."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dcml_bot.commands import Commands
-from dcml_bot.delivery import Delivery
-from dcml_bot.library import CatalogLibrary
-from dcml_bot.onboarding import Onboarding
-from dcml_bot.outbound import Messenger
-from dcml_bot.profile import Profiles
+from dcml_bot.core.bot import Bot, LabPolicy, utc_now, worker_id
+from dcml_bot.core.commands import Commands
+from dcml_bot.core.delivery import Delivery
+from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.notices import AdminNotices
+from dcml_bot.core.onboarding import Onboarding
+from dcml_bot.core.once import OnceOnly
+from dcml_bot.core.outbound import Messenger
+from dcml_bot.core.profile import Profiles
 from dcml_bot.settings import Settings
-from dcml_bot.store import MemberRecord, Store, open_store
+from dcml_bot.store import Store, open_store
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from dcml_bot.metrics import Metrics
+    from dcml_bot.core.jobs import Jobs
+    from dcml_bot.core.metrics import Metrics
+    from dcml_bot.platforms.feishu import FeishuOptions
     from dcml_bot.platforms.local import LocalClock, LocalMessenger
-    from dcml_bot.scheduler import Jobs, Scheduler
+    from dcml_bot.platforms.slack import SlackOptions
+    from dcml_bot.scheduler import Scheduler
+
+__all__ = ["Bot", "Service", "build_bot", "build_service", "utc_now"]
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
-def worker_id() -> str:
-    """A name for this process in the outbox ledger (host and pid)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass
-class Bot:
-    """Everything the platforms and the CLI need, built once from Settings."""
-
-    settings: Settings
-    store: Store
-    library: CatalogLibrary
-    profiles: Profiles
-    delivery: Delivery
-    onboarding: Onboarding
-    commands: Commands
-    messengers: dict[str, Messenger]
-    clock: Callable[[], dt.datetime] = field(default=utc_now)
-
-    def member(
-        self, platform: str, user_id: str, *, display_name: str | None = None
-    ) -> MemberRecord:
-        """The member for a platform user, created on first contact."""
-        # Commands arrive far more often than names change: a read spares the write lock.
-        known = self.store.get_member(platform, user_id)
-        if known is not None and display_name in (None, known.display_name):
-            return known
-        return self.store.upsert_member(
-            platform, user_id, display_name=display_name, now=self.clock()
-        )
-
-    def close(self) -> None:
-        """Release the database."""
-        self.store.dispose()
 
 
 def build_bot(
@@ -92,23 +57,17 @@ def build_bot(
         },
         settings.language,
     )
-    name = worker or worker_id()
+    once = OnceOnly(store=store, messengers=outgoing, worker=worker or worker_id())
     delivery = Delivery(
         store=store,
         library=library,
-        messengers=outgoing,
+        once=once,
         profiles=profiles,
         day=settings.delivery.day,
         at=settings.delivery.time,
-        worker=name,
     )
     onboarding = Onboarding(
-        store=store,
-        library=library,
-        messengers=outgoing,
-        profiles=profiles,
-        delivery=delivery,
-        worker=name,
+        store=store, library=library, once=once, profiles=profiles, delivery=delivery
     )
     commands = Commands(
         store=store,
@@ -118,16 +77,61 @@ def build_bot(
         admins=set(settings.admins),
         clock=clock,
     )
-    return Bot(
-        settings=settings,
+    bot = Bot(
         store=store,
         library=library,
         profiles=profiles,
         delivery=delivery,
         onboarding=onboarding,
         commands=commands,
+        notices=AdminNotices(
+            once=once,
+            profiles=profiles,
+            admins=settings.admins,
+            member=lambda platform, user_id: bot.member(platform, user_id),
+            clock=clock,
+        ),
         messengers=outgoing,
+        policy=LabPolicy(admins=tuple(settings.admins), catch_up=settings.delivery.catch_up),
         clock=clock,
+    )
+    # A member no platform can reach is news for the admins (once per member).
+    once.on_unreachable = bot.notices.unreachable
+    return bot
+
+
+def slack_options(settings: Settings) -> SlackOptions:
+    """The Slack adapter's options from the settings (secrets unwrapped here, only)."""
+    from dcml_bot.platforms.slack import SlackOptions
+
+    assert settings.slack_bot_token is not None
+    secret, app_token = settings.slack_signing_secret, settings.slack_app_token
+    return SlackOptions(
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        signing_secret=secret.get_secret_value() if secret else None,
+        app_token=app_token.get_secret_value() if app_token else None,
+        api_url=settings.slack_api_url,
+        channels=tuple(settings.slack.channels),
+        language=settings.slack.language,
+    )
+
+
+def feishu_options(settings: Settings) -> FeishuOptions:
+    """The Feishu adapter's options from the settings (secrets unwrapped here, only)."""
+    from dcml_bot.platforms.feishu import FeishuOptions
+
+    assert settings.feishu_app_id is not None and settings.feishu_app_secret is not None
+    token, key = settings.feishu_verification_token, settings.feishu_encrypt_key
+    return FeishuOptions(
+        app_id=settings.feishu_app_id.get_secret_value(),
+        app_secret=settings.feishu_app_secret.get_secret_value(),
+        verification_token=token.get_secret_value() if token else None,
+        encrypt_key=key.get_secret_value() if key else None,
+        domain=settings.feishu_domain,
+        mode=settings.feishu.mode,
+        groups=tuple(settings.feishu.groups),
+        language=settings.feishu.language,
+        welcome_new_users=settings.feishu.welcome_new_users,
     )
 
 
@@ -154,6 +158,7 @@ class Service:
     """A running bot: the core, its platforms, its scheduler and its metrics."""
 
     bot: Bot
+    settings: Settings
     metrics: Metrics
     jobs: Jobs
     scheduler: Scheduler | None
@@ -194,7 +199,7 @@ class Service:
             "database": {"reachable": database},
             "scheduler": {
                 "next_run": next_run.astimezone(dt.UTC).isoformat() if next_run else None,
-                "timezone": self.bot.settings.timezone,
+                "timezone": self.settings.timezone,
             },
         }
         return database and catalog is not None, body
@@ -208,8 +213,9 @@ def build_service(
     schedule: bool = True,
 ) -> Service:
     """Wire everything ``serve`` runs: the bot, each enabled platform, metrics, the scheduler."""
-    from dcml_bot.metrics import Metrics
-    from dcml_bot.scheduler import Jobs, Scheduler
+    from dcml_bot.core.jobs import Jobs
+    from dcml_bot.core.metrics import Metrics
+    from dcml_bot.scheduler import Scheduler
 
     store = open_store(settings.database_url)
     metrics = Metrics()
@@ -220,20 +226,22 @@ def build_service(
             # Imported only when enabled: a Feishu-only or local bot never loads the Slack SDK.
             from dcml_bot.platforms.slack import SlackMessenger, SlackPlatform, make_client
 
-            slack = SlackMessenger(make_client(settings))
+            slack_config = slack_options(settings)
+            slack = SlackMessenger(make_client(slack_config))
             messengers["slack"] = slack
-            starters.append(lambda bot: SlackPlatform(bot, metrics, slack))
+            starters.append(lambda bot: SlackPlatform(bot, metrics, slack, slack_config))
         if settings.feishu_enabled:
             # Imported only when enabled: `import lark_oapi` alone takes about 2 s.
             from dcml_bot.platforms.feishu import FeishuMessenger
             from dcml_bot.platforms.feishu import make_client as make_feishu_client
             from dcml_bot.platforms.feishu_events import FeishuPlatform
 
+            feishu_config = feishu_options(settings)
             feishu = FeishuMessenger(
-                make_feishu_client(settings), metrics=metrics, language=settings.feishu.language
+                make_feishu_client(feishu_config), metrics=metrics, language=feishu_config.language
             )
             messengers["feishu"] = feishu
-            starters.append(lambda bot: FeishuPlatform(bot, metrics, feishu))
+            starters.append(lambda bot: FeishuPlatform(bot, metrics, feishu, feishu_config))
         local: LocalMessenger | None = None
         local_clock: LocalClock | None = None
         if settings.local_enabled:
@@ -250,10 +258,16 @@ def build_service(
         raise
     platforms = [start(bot) for start in starters]
     jobs = Jobs(bot, on_report=metrics.record_report)
-    bot.delivery.on_unreachable = bot.onboarding.on_unreachable = jobs.tell_admins_unreachable
     if local is not None:
         from dcml_bot.platforms.web import LocalWebPlatform
 
         platforms.append(LocalWebPlatform(bot, local, jobs, local_clock))
-    scheduler = Scheduler(jobs, tick_minutes=tick_minutes) if schedule else None
-    return Service(bot=bot, metrics=metrics, jobs=jobs, scheduler=scheduler, platforms=platforms)
+    scheduler = Scheduler(jobs, settings, tick_minutes=tick_minutes) if schedule else None
+    return Service(
+        bot=bot,
+        settings=settings,
+        metrics=metrics,
+        jobs=jobs,
+        scheduler=scheduler,
+        platforms=platforms,
+    )

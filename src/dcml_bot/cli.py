@@ -14,10 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from dcml_bot.app import Bot, Service, build_bot, build_service, utc_now
+from dcml_bot.app import Service, build_bot, build_service
 from dcml_bot.catalog import Catalog, CatalogError, Entry, QueryError, build_query, run_query
 from dcml_bot.catalog.loader import load_catalog_from
-from dcml_bot.plan import parse_week
+from dcml_bot.core.bot import Bot, utc_now
+from dcml_bot.core.plan import parse_week
 from dcml_bot.platforms.console import Console as ConsoleSession
 from dcml_bot.platforms.local import LocalMessenger
 from dcml_bot.settings import Settings, SettingsError, load_settings
@@ -295,7 +296,7 @@ def remind(
     summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(report.outcomes.items()))
     out.print(f"{len(members)} enrolled member(s); {summary or 'nothing to do'}")
     if report.count("busy"):
-        minutes = int(bot.delivery.lease.total_seconds() // 60)
+        minutes = int(bot.delivery.once.lease.total_seconds() // 60)
         out.print(
             f"{report.count('busy')} member(s) are held by another run, or by one that crashed: "
             f"their claim expires within {minutes} min, then the scheduler's next tick (or "

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dcml_bot.app import Service
-from dcml_bot.metrics import CONTENT_TYPE
+from dcml_bot.core.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 

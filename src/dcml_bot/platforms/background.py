@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from dcml_bot.metrics import Metrics
+from dcml_bot.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 
-from dcml_bot.app import Bot
-from dcml_bot.messages import Reply, render_plain
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.messages import Reply, render_plain
 from dcml_bot.platforms.local import PLATFORM, LocalMessenger
 from dcml_bot.store import LocalMessageRecord
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Importing lark_oapi costs ~2 s: this module is imported only from build_service's Feishu branch.
@@ -21,12 +21,11 @@ from lark_oapi.api.im.v1 import (  # type: ignore[import-untyped]
 )
 from lark_oapi.core.token.manager import TokenManager  # type: ignore[import-untyped]
 
-from dcml_bot.messages import Reply
-from dcml_bot.metrics import Metrics
-from dcml_bot.outbound import SendError
+from dcml_bot.core.messages import Reply
+from dcml_bot.core.metrics import Metrics
+from dcml_bot.core.outbound import SendError
 from dcml_bot.platforms.feishu_cards import dumps, render_card, render_post, render_text
 from dcml_bot.platforms.pacing import Pacer
-from dcml_bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +54,29 @@ def delivery_uuid(key: str) -> str:
     return UUID_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
-def make_client(settings: Settings) -> Any:
+@dataclass(frozen=True)
+class FeishuOptions:
+    """What the Feishu adapter is configured with (the app builds it from the settings)."""
+
+    app_id: str = field(repr=False)
+    app_secret: str = field(repr=False)
+    verification_token: str | None = field(default=None, repr=False)
+    encrypt_key: str | None = field(default=None, repr=False)
+    domain: str = "https://open.feishu.cn"
+    mode: str = "webhook"
+    groups: tuple[str, ...] = ()
+    language: str = "zh"
+    welcome_new_users: bool = False
+
+
+def make_client(options: FeishuOptions) -> Any:
     """A lark-oapi client for the configured app and API origin."""
-    assert settings.feishu_app_id is not None and settings.feishu_app_secret is not None
     return (
         lark.Client.builder()
-        .app_id(settings.feishu_app_id.get_secret_value())
-        .app_secret(settings.feishu_app_secret.get_secret_value())
+        .app_id(options.app_id)
+        .app_secret(options.app_secret)
         # lark-oapi accepts an origin only: no path, not even a trailing "/".
-        .domain(settings.feishu_domain.rstrip("/"))
+        .domain(options.domain.rstrip("/"))
         .timeout(10)
         .log_level(lark.LogLevel.WARNING)
         .build()

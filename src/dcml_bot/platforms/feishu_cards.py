@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from dcml_bot.messages import (
+from dcml_bot.core.messages import (
     ActionsBlock,
     Button,
     ContextBlock,

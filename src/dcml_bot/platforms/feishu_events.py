@@ -26,13 +26,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dcml_bot.app import Bot
-from dcml_bot.i18n import text
-from dcml_bot.messages import Reply, TextBlock
-from dcml_bot.metrics import Metrics
-from dcml_bot.outbound import SendError
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.i18n import text
+from dcml_bot.core.messages import Reply, TextBlock
+from dcml_bot.core.metrics import Metrics
+from dcml_bot.core.outbound import SendError
 from dcml_bot.platforms.background import Background
-from dcml_bot.platforms.feishu import PLATFORM, FeishuMessenger, Target, delivery_uuid
+from dcml_bot.platforms.feishu import (
+    PLATFORM,
+    FeishuMessenger,
+    FeishuOptions,
+    Target,
+    delivery_uuid,
+)
 from dcml_bot.platforms.feishu_cards import action_of, render_card
 
 log = logging.getLogger(__name__)
@@ -295,36 +301,34 @@ class FeishuPlatform:
         bot: Bot,
         metrics: Metrics,
         messenger: FeishuMessenger,
+        options: FeishuOptions,
         *,
         workers: int = 8,
     ) -> None:
-        settings = bot.settings
+        self.options = options
         self.bot = bot
         self.metrics = metrics
         self.messenger = messenger
-        self.mode = settings.feishu.mode
-        self.groups = {g for g in settings.feishu.groups if g}
+        self.mode = options.mode
+        self.groups = {g for g in options.groups if g}
         self.background = Background("feishu", metrics, workers)
-        key, token = settings.feishu_encrypt_key, settings.feishu_verification_token
+        key, token = options.encrypt_key, options.verification_token
         self.encrypted = key is not None and self.mode == "webhook"
         self.verified = token is not None
         if self.mode == "websocket":
             # The long connection is authenticated at the handshake; payloads arrive in plaintext.
             self.handler = self._build_handler("", "")
         else:
-            self.handler = self._build_handler(
-                key.get_secret_value() if key else "", token.get_secret_value() if token else ""
-            )
+            self.handler = self._build_handler(key or "", token or "")
         # A forged or unknown-type request is not worth an ERROR traceback from the SDK.
         quiet_lark_rejections()
         self.connection: LongConnection | None = None
         if self.mode == "websocket":
-            assert settings.feishu_app_id is not None and settings.feishu_app_secret is not None
             self.connection = LongConnection(
-                settings.feishu_app_id.get_secret_value(),
-                settings.feishu_app_secret.get_secret_value(),
+                options.app_id,
+                options.app_secret,
                 KnownEventsOnly(self.handler, (*HANDLED_EVENTS, *IGNORED_EVENTS), self._on_unknown),
-                settings.feishu_domain.rstrip("/"),
+                options.domain.rstrip("/"),
             )
 
     def _build_handler(self, encrypt_key: str, verification_token: str) -> Any:
@@ -474,7 +478,7 @@ class FeishuPlatform:
         self._enqueue(P2P_ENTERED, data, self._p2p_entered)
 
     def _on_user_created(self, data: Any) -> None:
-        if not self.bot.settings.feishu.welcome_new_users:
+        if not self.options.welcome_new_users:
             self._event(USER_CREATED, "ignored")
             return
         self._enqueue(USER_CREATED, data, self._user_created)
@@ -594,7 +598,7 @@ class FeishuPlatform:
 
     def _on_card(self, data: Any) -> Any:
         """Record the press and answer with the updated card (the answer is the update)."""
-        lang = self.bot.settings.feishu.language
+        lang = self.options.language
         try:
             return self._card_answer(data, lang)
         except Exception:

@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from dcml_bot.messages import Reply
+from dcml_bot.core.messages import Reply
 from dcml_bot.store import LocalMessageRecord, Store
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt import App, BoltRequest
@@ -27,16 +28,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dcml_bot.app import Bot
-from dcml_bot.home import home_reply
-from dcml_bot.i18n import text
-from dcml_bot.messages import Reply
-from dcml_bot.metrics import Metrics
-from dcml_bot.outbound import SendError
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.home import home_reply
+from dcml_bot.core.i18n import text
+from dcml_bot.core.messages import Reply
+from dcml_bot.core.metrics import Metrics
+from dcml_bot.core.outbound import SendError
 from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.platforms.slack_blocks import ACTION_PREFIX, render_home, render_message
-from dcml_bot.settings import Settings
 from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,23 @@ PER_CHANNEL_INTERVAL = 1.0
 CALL_INTERVAL = 0.02
 
 
-def make_client(settings: Settings) -> WebClient:
+@dataclass(frozen=True)
+class SlackOptions:
+    """What the Slack adapter is configured with (the app builds it from the settings)."""
+
+    bot_token: str = field(repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    api_url: str = "https://slack.com/api/"
+    channels: tuple[str, ...] = ()
+    language: str = "en"
+
+
+def make_client(options: SlackOptions) -> WebClient:
     """A Web API client that retries connection errors, 5xx and rate limits (Retry-After)."""
-    assert settings.slack_bot_token is not None
     return WebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url,
+        token=options.bot_token,
+        base_url=options.api_url,
         timeout=10,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
@@ -224,22 +235,23 @@ class SlackPlatform:
         bot: Bot,
         metrics: Metrics,
         messenger: SlackMessenger,
+        options: SlackOptions,
         *,
         workers: int = 8,
     ) -> None:
-        settings = bot.settings
+        self.options = options
         self.bot = bot
         self.metrics = metrics
         self.messenger = messenger
         # Replies are immutable and popular queries repeat: render each distinct one once.
         self.render = functools.lru_cache(maxsize=256)(render_message)
-        self.channels = {c for c in settings.slack.channels if c}
+        self.channels = {c for c in options.channels if c}
         self._channel_names: dict[str, str] = {}
         self.background = Background("slack", metrics, workers)
-        secret = settings.slack_signing_secret
+        secret = options.signing_secret
         self.app = App(
             client=messenger.client,
-            signing_secret=secret.get_secret_value() if secret else None,
+            signing_secret=secret,
             request_verification_enabled=secret is not None,
             # The listener answers inline (fast, and deterministic); slow work goes to the pool.
             process_before_response=True,
@@ -252,18 +264,16 @@ class SlackPlatform:
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.action(re.compile(".*"))(self._on_unknown_action)
         self.app.event(re.compile(".*"))(self._on_other_event)
-        app_token = settings.slack_app_token
+        app_token = options.app_token
         self.socket: SocketModeHandler | None = (
-            SocketModeHandler(self.app, app_token=app_token.get_secret_value())
-            if app_token is not None
-            else None
+            SocketModeHandler(self.app, app_token=app_token) if app_token is not None else None
         )
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def routes(self) -> Sequence[BaseRoute]:
         """``POST /slack/events`` for commands, events and interactivity (HTTP mode)."""
-        if self.bot.settings.slack_signing_secret is None:
+        if self.options.signing_secret is None:
             return []
         return [Route("/slack/events", self.endpoint, methods=["POST"])]
 
@@ -341,7 +351,7 @@ class SlackPlatform:
     def _on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         started = time.perf_counter()
         user_id = str(body.get("user_id") or "")
-        lang = self.bot.settings.slack.language
+        lang = self.options.language
         if not user_id:
             ack(text=text(lang, "failed"))
             return

@@ -19,13 +19,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from dcml_bot.app import Bot
-from dcml_bot.commands import Caller
-from dcml_bot.home import home_reply
-from dcml_bot.messages import Reply
+from dcml_bot.core.bot import Bot
+from dcml_bot.core.commands import Caller
+from dcml_bot.core.home import home_reply
+from dcml_bot.core.jobs import Jobs
+from dcml_bot.core.messages import Reply
 from dcml_bot.platforms import feishu_cards, slack_blocks
 from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
-from dcml_bot.scheduler import Jobs
 from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class LocalWebPlatform:
             chat = self.messenger.chat(current.user_id)
             home = home_reply(self.bot.commands, current)
         now = self.bot.clock()
-        lang = self.bot.settings.local.language
+        lang = self.bot.profiles.platform_language(PLATFORM)
         lab = self.bot.commands.cmd_lab(
             Caller(member=_operator(), language=lang, is_admin=True), ""
         )

@@ -1,14 +1,14 @@
 """Persistence: members, reading progress, processed events and the once-only outbox."""
 
-from dcml_bot.store.database import make_engine, open_store, upgrade
-from dcml_bot.store.repository import (
+from dcml_bot.store.database import make_engine, upgrade
+from dcml_bot.store.records import (
     Claim,
     LocalMessageRecord,
     MemberRecord,
     OutboxRecord,
     ProgressRecord,
-    Store,
 )
+from dcml_bot.store.repository import Store, open_store
 
 __all__ = [
     "Claim",

@@ -15,8 +15,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 if TYPE_CHECKING:
     from alembic.config import Config
 
-    from dcml_bot.store.repository import Store
-
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -138,18 +136,3 @@ def current_revision(engine: Engine) -> str | None:
             return None
         revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         return str(revision) if revision is not None else None
-
-
-def open_store(url: str) -> Store:
-    """Create an engine for ``url``, migrate it to head and wrap it in a ``Store``."""
-    # Imported here because repository imports this module.
-    from dcml_bot.store.repository import Store
-
-    engine = make_engine(url)
-    try:
-        if current_revision(engine) != HEAD_REVISION:
-            upgrade(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return Store(engine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from dcml_bot.messages import Reply
+from dcml_bot.core.messages import Reply
 
 
 class SendError(Exception):

@@ -30,4 +30,8 @@ class Profiles:
 
     def language(self, member: MemberRecord) -> str:
         """The member's chosen language, else the platform's default."""
-        return member.language or self.languages.get(member.platform, self.fallback_language)
+        return member.language or self.platform_language(member.platform)
+
+    def platform_language(self, platform: str) -> str:
+        """The default language of a platform's members."""
+        return self.languages.get(platform, self.fallback_language)

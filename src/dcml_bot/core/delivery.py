@@ -9,19 +9,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dcml_bot.catalog import Entry
-from dcml_bot.i18n import weekday as weekday_name
-from dcml_bot.library import CatalogLibrary
-from dcml_bot.outbound import Messenger, SendError
-from dcml_bot.plan import SENT, plan, slot_in_week, summarise, week_of
-from dcml_bot.profile import Profiles
-from dcml_bot.replies import weekly_reply
-from dcml_bot.store import MemberRecord, OutboxRecord, ProgressRecord, Store
+from dcml_bot.core.i18n import weekday as weekday_name
+from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.messages import Reply
+from dcml_bot.core.once import DROPPED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
+from dcml_bot.core.plan import SENT as UNANSWERED
+from dcml_bot.core.plan import plan, slot_in_week, summarise, week_of
+from dcml_bot.core.profile import Profiles
+from dcml_bot.core.replies import weekly_reply
+from dcml_bot.store import Claim, MemberRecord, OutboxRecord, ProgressRecord, Store
 
 log = logging.getLogger(__name__)
 
 WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-RETRY_BASE = dt.timedelta(minutes=2)
-RETRY_MAX = dt.timedelta(hours=6)
+WEEKLY_RETRY = Retry(first=dt.timedelta(minutes=2), factor=2, cap=dt.timedelta(hours=6))
 # After a claim finds the preloaded row stale, read rows fresh for this many members.
 BATCH = 1000
 CONTENDED_SPAN = 100
@@ -71,24 +72,19 @@ class Delivery:
         *,
         store: Store,
         library: CatalogLibrary,
-        messengers: Mapping[str, Messenger],
+        once: OnceOnly,
         profiles: Profiles,
         day: str,
         at: dt.time,
-        worker: str,
-        lease: dt.timedelta = dt.timedelta(minutes=5),
     ) -> None:
         self.store = store
         self.library = library
-        self.messengers = messengers
+        self.once = once
+        self.messengers = once.messengers
         self.profiles = profiles
         self.day = day
         self.weekday = WEEKDAY_INDEX[day]
         self.at = at
-        self.worker = worker
-        self.lease = lease
-        # Told when a member cannot be reached at all (wired to the admins' notice).
-        self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
 
     def slot_label(self, lang: str) -> tuple[str, str]:
         """The weekly slot as (localised weekday, ``HH:MM``)."""
@@ -247,12 +243,10 @@ class Delivery:
         report: DeliveryReport | None,
     ) -> str:
         """Deliver one member's paper given their outbox row and progress as read earlier."""
-        messenger = self.messengers.get(member.platform)
-        if messenger is None:
+        if member.platform not in self.messengers:
             return NO_PLATFORM
         if _finished(existing):
             return ALREADY
-        key = weekly_key(member, week)
         catalog = self.library.catalog
         candidates = plan(catalog, progress, week)
         if existing is None and not candidates:
@@ -263,66 +257,37 @@ class Delivery:
                 report.planned.append((member, entry or candidates[0]))
             return WOULD_SEND
         first = candidates[0] if candidates else None
-        claim = self.store.claim(
-            key,
-            member_id=member.id,
+        key = weekly_key(member, week)
+
+        def prepare(claim: Claim) -> Parcel | None:
+            # A retried or recovered claim keeps the paper first chosen for this week.
+            entry = catalog.get(claim.item_id or "") or first
+            if entry is None:
+                return None
+
+            def reply() -> Reply:
+                lang = self.profiles.language(member)
+                summary = summarise(catalog, progress)
+                return weekly_reply(lang, entry, week, summary.read, summary.total)
+
+            return Parcel(
+                reply=reply, confirm=lambda sent: self.confirm(member, key, entry, week, sent, now)
+            )
+
+        letter = Letter(
+            key=key,
             kind="weekly",
+            member=member,
             week=week,
             item_id=first.id if first else None,
             title=first.title if first else None,
-            worker=self.worker,
-            now=now,
-            lease=self.lease,
         )
-        if claim is None:
+        outcome = self.once.send(
+            letter, now, prepare, retry=WEEKLY_RETRY, dropped="paper left the guide"
+        )
+        if outcome == TAKEN:
             return BUSY if existing is not None and existing.status == "claimed" else ALREADY
-        # A retried or recovered claim keeps the paper first chosen for this week.
-        entry = catalog.get(claim.item_id or "") or first
-        if entry is None:
-            self.store.mark_failed(
-                key,
-                worker=self.worker,
-                error="paper left the guide",
-                retry_at=None,
-                dead=True,
-                now=now,
-            )
-            return NOTHING
-        if claim.recovered:
-            found = messenger.find_sent(member.user_id, key)
-            if found is not None:
-                self.confirm(member, key, entry, week, found, now)
-                log.info("reconciled %s: already sent as %s", key, found)
-                return RECOVERED
-        lang = self.profiles.language(member)
-        summary = summarise(catalog, progress)
-        reply = weekly_reply(lang, entry, week, summary.read, summary.total)
-        try:
-            message_id = messenger.send_dm(member.user_id, reply, key=key)
-        except SendError as exc:
-            attempts = claim.attempts
-            delay = min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_MAX)
-            if exc.retry_after:
-                delay = max(delay, dt.timedelta(seconds=exc.retry_after))
-            self.store.mark_failed(
-                key,
-                worker=self.worker,
-                error=str(exc),
-                retry_at=None if exc.permanent else now + delay,
-                dead=exc.permanent,
-                now=now,
-            )
-            log.warning(
-                "weekly paper for %s failed (%s): %s",
-                key,
-                "permanent" if exc.permanent else "will retry",
-                exc,
-            )
-            if exc.permanent and self.on_unreachable is not None:
-                self.on_unreachable(member, str(exc))
-            return FAILED
-        self.confirm(member, key, entry, week, message_id, now)
-        return SENT_NOW
+        return {DROPPED: NOTHING, SENT: SENT_NOW}.get(outcome, outcome)
 
     def confirm(
         self,
@@ -336,12 +301,12 @@ class Delivery:
         """Record a weekly paper as sent and as the member's unanswered paper, in one go."""
         self.store.confirm_sent(
             key,
-            worker=self.worker,
+            worker=self.once.worker,
             platform_message_id=message_id,
             member_id=member.id,
             item_id=entry.id,
             title=entry.title,
-            state=SENT,
+            state=UNANSWERED,
             week=week,
             now=now,
         )

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
 
 from dcml_bot.catalog import Entry, Level
-from dcml_bot.delivery import Delivery, weekly_key
-from dcml_bot.i18n import text
-from dcml_bot.library import CatalogLibrary
-from dcml_bot.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
-from dcml_bot.outbound import Messenger, SendError
-from dcml_bot.plan import plan, reading_order
-from dcml_bot.profile import Profiles
-from dcml_bot.replies import guide_name, paper_blocks
-from dcml_bot.store import MemberRecord, Store
+from dcml_bot.core.delivery import Delivery, weekly_key
+from dcml_bot.core.i18n import text
+from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
+from dcml_bot.core.once import RECOVERED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
+from dcml_bot.core.plan import plan, reading_order
+from dcml_bot.core.profile import Profiles
+from dcml_bot.core.replies import guide_name, paper_blocks
+from dcml_bot.store import Claim, MemberRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +26,7 @@ WELCOMED, ALREADY, DUPLICATE_EVENT, NO_PLATFORM, FAILED = (
     "failed",
 )
 ESSENTIALS_SHOWN = 10
+WELCOME_RETRY = Retry(first=dt.timedelta(minutes=5))
 
 
 def welcome_key(member: MemberRecord) -> str:
@@ -42,19 +42,15 @@ class Onboarding:
         *,
         store: Store,
         library: CatalogLibrary,
-        messengers: Mapping[str, Messenger],
+        once: OnceOnly,
         profiles: Profiles,
         delivery: Delivery,
-        worker: str,
     ) -> None:
         self.store = store
         self.library = library
-        self.messengers = messengers
+        self.once = once
         self.profiles = profiles
         self.delivery = delivery
-        self.worker = worker
-        # Told when a member cannot be reached at all (wired to the admins' notice).
-        self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
 
     def joined(
         self,
@@ -78,41 +74,24 @@ class Onboarding:
         """Send the welcome DM unless this member ever had one (guarded by the outbox key)."""
         if member.onboarded_at is not None:
             return ALREADY
-        messenger = self.messengers.get(member.platform)
-        if messenger is None:
-            return NO_PLATFORM
         key = welcome_key(member)
-        claim = self.store.claim(
-            key, member_id=member.id, kind="welcome", worker=self.worker, now=now
-        )
-        if claim is None:
-            return ALREADY
-        member = self.store.set_enrolled(member.id, True, now)
-        week = self.delivery.week_for(member, now)
-        if claim.recovered:
-            found = messenger.find_sent(member.user_id, key)
-            if found is not None:
-                self._confirm(member, key, found, week, now)
-                return WELCOMED
-        reply = self.reply(member, week)
-        try:
-            message_id = messenger.send_dm(member.user_id, reply, key=key)
-        except SendError as exc:
-            retry = None if exc.permanent else now + dt.timedelta(minutes=5)
-            self.store.mark_failed(
-                key, worker=self.worker, error=str(exc), retry_at=retry, dead=exc.permanent, now=now
+
+        def prepare(claim: Claim) -> Parcel:
+            enrolled = self.store.set_enrolled(member.id, True, now)
+            week = self.delivery.week_for(enrolled, now)
+            return Parcel(
+                reply=lambda: self.reply(enrolled, week),
+                confirm=lambda sent: self._confirm(enrolled, key, sent, week, now),
             )
-            log.warning("welcome for %s failed: %s", key, exc)
-            if exc.permanent and self.on_unreachable is not None:
-                self.on_unreachable(member, str(exc))
-            return FAILED
-        self._confirm(member, key, message_id, week, now)
-        return WELCOMED
+
+        letter = Letter(key=key, kind="welcome", member=member)
+        outcome = self.once.send(letter, now, prepare, retry=WELCOME_RETRY)
+        return {SENT: WELCOMED, RECOVERED: WELCOMED, TAKEN: ALREADY}.get(outcome, outcome)
 
     def _confirm(
         self, member: MemberRecord, key: str, message_id: str, week: str, now: dt.datetime
     ) -> None:
-        self.store.mark_sent(key, worker=self.worker, platform_message_id=message_id, now=now)
+        self.once.mark_sent(key, message_id, now)
         self.store.mark_onboarded(member.id, now)
         first = self._first_paper(member, week)
         if first is None:
@@ -126,7 +105,7 @@ class Onboarding:
             week=week,
             item_id=first.id,
             title=first.title,
-            worker=self.worker,
+            worker=self.once.worker,
             now=now,
         )
         if claim is not None and claim.item_id == first.id:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dcml_bot.catalog import Catalog, Entry
-from dcml_bot.i18n import text
-from dcml_bot.messages import (
+from dcml_bot.core.i18n import text
+from dcml_bot.core.messages import (
     ActionsBlock,
     Block,
     Button,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dcml_bot.commands import Commands
-from dcml_bot.messages import Block, Reply, TextBlock
+from dcml_bot.core.commands import Commands
+from dcml_bot.core.messages import Block, Reply, TextBlock
 from dcml_bot.store import MemberRecord
 
 

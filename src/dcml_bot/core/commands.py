@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from dcml_bot.catalog import Entry, parse_query, run_query
 from dcml_bot.catalog.query import fold, topic_names
-from dcml_bot.delivery import Delivery
-from dcml_bot.i18n import LANGUAGES, text
-from dcml_bot.library import CatalogLibrary
-from dcml_bot.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
-from dcml_bot.plan import READ, SKIPPED, SNOOZED, next_paper, plan, summarise, week_of
-from dcml_bot.profile import Profiles
-from dcml_bot.replies import (
+from dcml_bot.core.delivery import Delivery
+from dcml_bot.core.i18n import LANGUAGES, text
+from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
+from dcml_bot.core.plan import READ, SKIPPED, SNOOZED, next_paper, plan, summarise, week_of
+from dcml_bot.core.profile import Profiles
+from dcml_bot.core.replies import (
     ACTION_DONE,
     ACTION_LATER,
     ACTION_SKIP,

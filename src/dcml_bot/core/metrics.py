@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from dcml_bot.delivery import DeliveryReport
+from dcml_bot.core.delivery import DeliveryReport
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Outcomes every 15-minute tick reports again for most members; counting them is noise.

@@ -1,0 +1,1 @@
+"""The bot's rules: reading plans, commands, onboarding, delivery, and the Bot facade."""

@@ -1,0 +1,178 @@
+"""Once-only sending: claim a key, reconcile a recovered claim, send, then confirm or fail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from dcml_bot.core.messages import Reply
+from dcml_bot.core.outbound import Messenger, SendError
+from dcml_bot.store import Claim, MemberRecord, Store
+
+log = logging.getLogger(__name__)
+
+SENT, RECOVERED, FAILED, TAKEN, NO_PLATFORM, DROPPED = (
+    "sent",
+    "recovered",
+    "failed",
+    "taken",
+    "no-platform",
+    "dropped",
+)
+DEFAULT_LEASE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """When a temporary failure is tried again: after ``first``, times ``factor`` per attempt
+    up to ``cap``, and never sooner than the platform's Retry-After. ``first=None``: never."""
+
+    first: dt.timedelta | None
+    factor: int = 1
+    cap: dt.timedelta | None = None
+
+    def delay(self, attempts: int, retry_after: float | None) -> dt.timedelta | None:
+        """The wait before the next attempt, or None when there is none."""
+        if self.first is None:
+            return None
+        wait: dt.timedelta = self.first * int(self.factor ** max(attempts - 1, 0))
+        if self.cap is not None:
+            wait = min(wait, self.cap)
+        if retry_after:
+            wait = max(wait, dt.timedelta(seconds=retry_after))
+        return wait
+
+
+NEVER = Retry(first=None)
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One once-only message: the ledger key and what the claim records about it."""
+
+    key: str
+    kind: str
+    member: MemberRecord
+    week: str | None = None
+    item_id: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What to send under a claim, and how to record that it went out (``confirm``)."""
+
+    reply: Callable[[], Reply]
+    confirm: Callable[[str], None]
+
+
+# Given the claim (which may carry an item chosen by an earlier attempt), the parcel to send,
+# or None when there is nothing left to send (the claim is then closed as dead).
+Prepare = Callable[[Claim], "Parcel | None"]
+
+
+class OnceOnly:
+    """Sends each outbox key at most once through the platform's messenger."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        messengers: Mapping[str, Messenger],
+        worker: str,
+        lease: dt.timedelta = DEFAULT_LEASE,
+    ) -> None:
+        self.store = store
+        self.messengers = messengers
+        self.worker = worker
+        self.lease = lease
+        # Told when a member cannot be reached at all (wired to the admins' notice).
+        self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
+
+    def send(
+        self,
+        letter: Letter,
+        now: dt.datetime,
+        prepare: Prepare,
+        *,
+        retry: Retry = NEVER,
+        dropped: str = "nothing to send",
+        tell_unreachable: bool = True,
+    ) -> str:
+        """Claim, reconcile, send and record one letter; returns the outcome.
+
+        ``taken`` means another worker holds the key or it is already final.
+        """
+        messenger = self.messengers.get(letter.member.platform)
+        if messenger is None:
+            return NO_PLATFORM
+        claim = self.store.claim(
+            letter.key,
+            member_id=letter.member.id,
+            kind=letter.kind,
+            week=letter.week,
+            item_id=letter.item_id,
+            title=letter.title,
+            worker=self.worker,
+            now=now,
+            lease=self.lease,
+        )
+        if claim is None:
+            return TAKEN
+        parcel = prepare(claim)
+        if parcel is None:
+            self.store.mark_failed(
+                letter.key, worker=self.worker, error=dropped, retry_at=None, dead=True, now=now
+            )
+            return DROPPED
+        user_id = letter.member.user_id
+        if claim.recovered:
+            # A claim left by a crashed run: the message may have gone out already.
+            found = messenger.find_sent(user_id, letter.key)
+            if found is not None:
+                parcel.confirm(found)
+                log.info("reconciled %s: already sent as %s", letter.key, found)
+                return RECOVERED
+        try:
+            message_id = messenger.send_dm(user_id, parcel.reply(), key=letter.key)
+        except SendError as exc:
+            self._failed(letter, claim, exc, retry, now, tell_unreachable=tell_unreachable)
+            return FAILED
+        parcel.confirm(message_id)
+        return SENT
+
+    def mark_sent(self, key: str, message_id: str, now: dt.datetime) -> None:
+        """The plain confirmation: the key is sent as ``message_id``."""
+        self.store.mark_sent(key, worker=self.worker, platform_message_id=message_id, now=now)
+
+    def _failed(
+        self,
+        letter: Letter,
+        claim: Claim,
+        exc: SendError,
+        retry: Retry,
+        now: dt.datetime,
+        *,
+        tell_unreachable: bool,
+    ) -> None:
+        delay = None if exc.permanent else retry.delay(claim.attempts, exc.retry_after)
+        dead = delay is None
+        self.store.mark_failed(
+            letter.key,
+            worker=self.worker,
+            error=str(exc),
+            retry_at=None if delay is None else now + delay,
+            dead=dead,
+            now=now,
+        )
+        log.warning(
+            "%s for %s failed (%s): %s",
+            letter.kind,
+            letter.key,
+            "will retry" if not dead else "permanent" if exc.permanent else "not retried",
+            exc,
+        )
+        if exc.permanent and tell_unreachable and self.on_unreachable is not None:
+            self.on_unreachable(letter.member, str(exc))
