@@ -1,0 +1,235 @@
+"""The once-only primitive: claim, reconcile a recovered claim, send, confirm or fail."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from dcml_bot.core.messages import Reply
+from dcml_bot.core.once import (
+    DROPPED,
+    FAILED,
+    NEVER,
+    NO_PLATFORM,
+    RECOVERED,
+    SENT,
+    TAKEN,
+    Letter,
+    OnceOnly,
+    Parcel,
+    Retry,
+)
+from dcml_bot.core.outbound import SendError
+from dcml_bot.store import Claim, MemberRecord, Store
+from support import Recorder
+
+T0 = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)
+LEASE = dt.timedelta(minutes=5)
+
+
+class Ledger:
+    """A prepare callback that records what it was asked and what was confirmed."""
+
+    def __init__(self, once: OnceOnly, now: dt.datetime, *, give: bool = True) -> None:
+        self.once, self.now, self.give = once, now, give
+        self.claims: list[Claim] = []
+        self.confirmed: list[str] = []
+        self.rendered = 0
+
+    def __call__(self, claim: Claim) -> Parcel | None:
+        self.claims.append(claim)
+        if not self.give:
+            return None
+
+        def reply() -> Reply:
+            self.rendered += 1
+            return Reply(header=f"hello {claim.key}")
+
+        def confirm(message_id: str) -> None:
+            self.confirmed.append(message_id)
+            self.once.mark_sent(claim.key, message_id, self.now)
+
+        return Parcel(reply=reply, confirm=confirm)
+
+
+@pytest.fixture
+def member(store: Store) -> MemberRecord:
+    return store.upsert_member("local", "ann", now=T0)
+
+
+def make(store: Store, recorder: Recorder, worker: str = "w1") -> OnceOnly:
+    return OnceOnly(store=store, messengers={"local": recorder}, worker=worker, lease=LEASE)
+
+
+def test_sends_once_and_a_second_call_finds_the_key_taken(
+    store: Store, member: MemberRecord
+) -> None:
+    recorder = Recorder()
+    once = make(store, recorder)
+    letter = Letter(key="notice:x:local:ann", kind="notice", member=member)
+    ledger = Ledger(once, T0)
+    assert once.send(letter, T0, ledger) == SENT
+    assert once.send(letter, T0 + dt.timedelta(days=9), ledger) == TAKEN
+    assert recorder.keys("ann") == ["notice:x:local:ann"]
+    assert ledger.confirmed == ["m1"] and len(ledger.claims) == 1
+    row = store.get_outbox(letter.key)
+    assert row is not None and (row.status, row.platform_message_id) == ("sent", "m1")
+
+
+def test_a_live_claim_of_another_worker_is_left_alone(store: Store, member: MemberRecord) -> None:
+    recorder = Recorder()
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    assert store.claim(letter.key, member_id=member.id, kind="welcome", worker="w0", now=T0)
+    ledger = Ledger(make(store, recorder), T0)
+    assert make(store, recorder).send(letter, T0 + dt.timedelta(minutes=1), ledger) == TAKEN
+    assert recorder.attempts == [] and ledger.claims == []
+
+
+def test_a_recovered_claim_already_sent_is_reconciled_not_sent_again(
+    store: Store, member: MemberRecord
+) -> None:
+    recorder = Recorder()
+    letter = Letter(key="weekly:local:ann:2026-W49", kind="weekly", member=member, week="W")
+    # A run that claimed, sent, then died before confirming.
+    store.claim(letter.key, member_id=member.id, kind="weekly", worker="dead", now=T0)
+    recorder.send_dm("ann", Reply(header="the paper"), key=letter.key)
+    later = T0 + LEASE + dt.timedelta(seconds=1)
+    once = make(store, recorder)
+    ledger = Ledger(once, later)
+    assert once.send(letter, later, ledger) == RECOVERED
+    assert recorder.find_calls == [("ann", letter.key)]
+    assert len(recorder.sent) == 1 and ledger.rendered == 0
+    assert ledger.confirmed == ["m1"] and ledger.claims[0].recovered
+
+
+def test_a_recovered_claim_never_sent_is_sent_now(store: Store, member: MemberRecord) -> None:
+    recorder = Recorder()
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    store.claim(letter.key, member_id=member.id, kind="welcome", worker="dead", now=T0)
+    later = T0 + LEASE + dt.timedelta(seconds=1)
+    once = make(store, recorder)
+    assert once.send(letter, later, Ledger(once, later)) == SENT
+    assert recorder.find_calls == [("ann", letter.key)]
+    assert recorder.keys("ann") == [letter.key]
+
+
+def test_a_fresh_claim_does_not_ask_the_platform(store: Store, member: MemberRecord) -> None:
+    recorder = Recorder()
+    once = make(store, recorder)
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    assert once.send(letter, T0, Ledger(once, T0)) == SENT
+    assert recorder.find_calls == []
+
+
+@pytest.mark.parametrize(
+    ("retry", "attempt", "retry_after", "wait"),
+    [
+        (Retry(first=dt.timedelta(minutes=5)), 1, None, dt.timedelta(minutes=5)),
+        (Retry(first=dt.timedelta(minutes=5)), 3, None, dt.timedelta(minutes=5)),
+        (Retry(dt.timedelta(minutes=2), factor=2, cap=dt.timedelta(hours=6)), 3, None, "8m"),
+        (Retry(dt.timedelta(minutes=2), factor=2, cap=dt.timedelta(hours=6)), 12, None, "6h"),
+        (Retry(first=dt.timedelta(minutes=2)), 1, 900.0, dt.timedelta(minutes=15)),
+    ],
+)
+def test_retry_delays(retry: Retry, attempt: int, retry_after: float | None, wait: object) -> None:
+    expected = {"8m": dt.timedelta(minutes=8), "6h": dt.timedelta(hours=6)}.get(str(wait), wait)
+    assert retry.delay(attempt, retry_after) == expected
+    assert NEVER.delay(attempt, retry_after) is None
+
+
+def test_a_temporary_failure_is_retried_later_then_sent(store: Store, member: MemberRecord) -> None:
+    recorder = Recorder()
+    once = make(store, recorder)
+    told: list[str] = []
+    once.on_unreachable = lambda who, error: told.append(error)
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    recorder.fail["ann"] = SendError("timeout", retry_after=600)
+    retry = Retry(first=dt.timedelta(minutes=5))
+    assert once.send(letter, T0, Ledger(once, T0), retry=retry) == FAILED
+    row = store.get_outbox(letter.key)
+    assert row is not None and (row.status, row.last_error) == ("failed", "timeout")
+    assert row.retry_at == T0 + dt.timedelta(minutes=10)  # Retry-After beats 5 minutes
+    early = T0 + dt.timedelta(minutes=9)
+    assert once.send(letter, early, Ledger(once, early), retry=retry) == TAKEN
+    del recorder.fail["ann"]
+    due = T0 + dt.timedelta(minutes=10)
+    assert once.send(letter, due, Ledger(once, due), retry=retry) == SENT
+    assert recorder.attempts == [("ann", letter.key)] * 2 and told == []
+
+
+def test_a_permanent_failure_is_dead_and_the_admins_are_told(
+    store: Store, member: MemberRecord
+) -> None:
+    recorder = Recorder()
+    once = make(store, recorder)
+    told: list[tuple[str, str]] = []
+    once.on_unreachable = lambda who, error: told.append((who.user_id, error))
+    recorder.fail["ann"] = SendError("account_inactive", permanent=True)
+    letter = Letter(key="weekly:local:ann:W", kind="weekly", member=member, week="W")
+    retry = Retry(first=dt.timedelta(minutes=2))
+    assert once.send(letter, T0, Ledger(once, T0), retry=retry) == FAILED
+    row = store.get_outbox(letter.key)
+    assert row is not None and (row.status, row.retry_at) == ("dead", None)
+    assert told == [("ann", "account_inactive")]
+    later = T0 + dt.timedelta(days=30)
+    assert once.send(letter, later, Ledger(once, later), retry=retry) == TAKEN
+    assert len(recorder.attempts) == 1
+
+
+def test_without_retries_a_temporary_failure_is_final_and_unreachable_can_stay_quiet(
+    store: Store, member: MemberRecord
+) -> None:
+    recorder = Recorder()
+    once = make(store, recorder)
+    told: list[str] = []
+    once.on_unreachable = lambda who, error: told.append(error)
+    recorder.fail["ann"] = SendError("gone", permanent=True)
+    letter = Letter(key="notice:a:local:ann", kind="notice", member=member)
+    assert once.send(letter, T0, Ledger(once, T0), tell_unreachable=False) == FAILED
+    recorder.fail["ann"] = SendError("timeout")
+    other = Letter(key="notice:b:local:ann", kind="notice", member=member)
+    assert once.send(other, T0, Ledger(once, T0)) == FAILED
+    statuses = [store.get_outbox(k).status for k in (letter.key, other.key)]  # type: ignore[union-attr]
+    assert statuses == ["dead", "dead"] and told == []
+
+
+def test_nothing_to_send_closes_the_claim(store: Store, member: MemberRecord) -> None:
+    recorder = Recorder()
+    once = make(store, recorder)
+    letter = Letter(key="weekly:local:ann:W", kind="weekly", member=member, item_id="gone")
+    ledger = Ledger(once, T0, give=False)
+    assert once.send(letter, T0, ledger, dropped="paper left the guide") == DROPPED
+    row = store.get_outbox(letter.key)
+    assert row is not None and (row.status, row.last_error) == ("dead", "paper left the guide")
+    assert ledger.claims[0].item_id == "gone" and recorder.attempts == []
+
+
+def test_a_member_of_a_platform_not_running_is_not_claimed(store: Store) -> None:
+    slack_member = store.upsert_member("slack", "U1", now=T0)
+    once = make(store, Recorder())
+    letter = Letter(key="welcome:slack:U1", kind="welcome", member=slack_member)
+    assert once.send(letter, T0, Ledger(once, T0)) == NO_PLATFORM
+    assert store.get_outbox(letter.key) is None
+
+
+def test_two_workers_racing_send_once(store: Store, member: MemberRecord) -> None:
+    import threading
+
+    recorder = Recorder()
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def run(n: int) -> None:
+        once = make(store, recorder, worker=f"w{n}")
+        barrier.wait()
+        outcomes.append(once.send(letter, T0, Ledger(once, T0)))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [SENT] + [TAKEN] * 5
+    assert recorder.keys("ann") == [letter.key]
