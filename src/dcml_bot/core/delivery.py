@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 WEEKDAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 WEEKLY_RETRY = Retry(first=dt.timedelta(minutes=2), factor=2, cap=dt.timedelta(hours=6))
-# After a claim finds the preloaded row stale, read rows fresh for this many members.
+# Members per batch: the outbox rows and progress of a batch are read up front.
 BATCH = 1000
+# After a claim finds the preloaded row stale, read rows fresh for this many members.
 CONTENDED_SPAN = 100
 
 MISSED = "missed"
