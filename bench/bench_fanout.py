@@ -195,7 +195,7 @@ def run_slack(directory: Path, members: int, paced: bool) -> None:
             calls_needed / SLACK_RATE,
             rounds,
             {u: fake.dms.get(u, 0) for u in users},
-            fake.calls,
+            fake.attempts,
             fake.limited,
             waited[0],
         )
@@ -227,7 +227,7 @@ def run_feishu(directory: Path, members: int) -> None:
             members / FEISHU_APP_RATE,
             rounds,
             {u: fake.sent.get(u, 0) for u in users},
-            fake.calls,
+            fake.attempts,
             fake.limited,
         )
     finally:

@@ -1,7 +1,8 @@
 """Shared pieces of the benches: fake Slack/Feishu Web APIs, signed requests, child processes.
 
-Not a benchmark itself. The fakes answer from threads of an ``http.server`` on 127.0.0.1, port 0,
-optionally throttled by token buckets the way the real platforms throttle.
+Not a benchmark itself. The fakes are the tests' fake Web API server (tests/fakes.py ``FakeAPI``:
+threads of an ``http.server`` on 127.0.0.1, port 0), counting hits instead of recording requests,
+keeping connections alive, optionally throttled by token buckets the way the real platforms do.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +39,9 @@ MONDAY_SLOT = dt.datetime(2026, 11, 30, 2, 0, tzinfo=dt.UTC)
 
 log = logging.getLogger("bench")
 
-Reply = tuple[int, Any, dict[str, str]]
-Handler = Callable[[dict[str, Any]], Reply]
-
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+from fakes import FakeAPI, Handler, Reply  # noqa: E402  (tests/ is on sys.path only from here)
 
 # --- figures -------------------------------------------------------------------------------------
 
@@ -100,75 +100,8 @@ class TokenBucket:
 
 
 # --- fake HTTP APIs ------------------------------------------------------------------------------
-
-
-class FakeAPI:
-    """A threaded HTTP server answering from per-path handlers (unknown paths: 200 ``ok``)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Handler] = {}
-        self.lock = threading.Lock()
-        self.hits: Counter[str] = Counter()
-        outer = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _handle(self) -> None:
-                size = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(size) if size else b""
-                url = urlsplit(self.path)
-                ctype = (self.headers.get("Content-Type") or "").split(";")[0]
-                body: Any
-                if raw and (ctype == "application/json" or (not ctype and raw[:1] in b"{[")):
-                    body = json.loads(raw)  # lark-oapi posts its token request without a type
-                elif ctype == "application/x-www-form-urlencoded":
-                    body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-                else:
-                    body = raw.decode("utf-8", "replace")
-                request = {
-                    "path": url.path,
-                    "query": {k: v[0] for k, v in parse_qs(url.query).items()},
-                    "body": body,
-                }
-                with outer.lock:
-                    outer.hits[url.path] += 1
-                handler = outer.route(url.path)
-                status, payload, headers = (
-                    handler(request) if handler is not None else (200, {"ok": True}, {})
-                )
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_POST = do_GET = _handle
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def route(self, path: str) -> Handler | None:
-        """The handler for a path."""
-        return self.routes.get(path)
-
-    def start(self) -> FakeAPI:
-        """Serve on a daemon thread."""
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
+# On the one fake Web API server of the tests (tests/fakes.py): counting hits, not recording
+# requests, and keeping connections alive.
 
 
 def _args(request: dict[str, Any]) -> dict[str, Any]:
@@ -184,11 +117,11 @@ class FakeSlack(FakeAPI):
     """
 
     def __init__(self, rate: float | None = None, burst: float = 10.0) -> None:
-        super().__init__()
+        super().__init__(record=False, keep_alive=True)
         self.bucket = TokenBucket(rate, burst) if rate else None
         self.dms: Counter[str] = Counter()
         self.limited = 0
-        self.calls = 0
+        self.attempts = 0  # calls through the bucket, answered 429 or not
         self.responses: list[Any] = []
         self.responded = threading.Event()
         self._ts = 1_700_000_000
@@ -220,7 +153,7 @@ class FakeSlack(FakeAPI):
             assert self.bucket is not None
             wait = self.bucket.take()
             with self.lock:
-                self.calls += 1
+                self.attempts += 1
                 if wait:
                     self.limited += 1
             if wait:
@@ -266,13 +199,13 @@ class FakeFeishu(FakeAPI):
     def __init__(
         self, per_app: float | None = None, per_user: float | None = None, burst: float = 5.0
     ) -> None:
-        super().__init__()
+        super().__init__(record=False, keep_alive=True)
         self.app_bucket = TokenBucket(per_app, burst) if per_app else None
         self.per_user = per_user
         self.user_buckets: dict[str, TokenBucket] = {}
         self.sent: Counter[str] = Counter()
         self.limited = 0
-        self.calls = 0
+        self.attempts = 0  # message creates, answered 429 or not
         self.tokens = 0
         self._count = 0
         self.routes.update({FEISHU_TOKEN_PATH: self._token, FEISHU_MESSAGES: self._send})
@@ -286,7 +219,7 @@ class FakeFeishu(FakeAPI):
     def _send(self, request: dict[str, Any]) -> Reply:
         receiver = str(request["body"].get("receive_id"))
         with self.lock:
-            self.calls += 1
+            self.attempts += 1
             bucket = self.user_buckets.get(receiver)
             if bucket is None and self.per_user:
                 bucket = self.user_buckets[receiver] = TokenBucket(self.per_user, 1.0)

@@ -1,10 +1,15 @@
-"""Local fakes at the wire: a recording HTTP API server on port 0, and a running bot service."""
+"""Local fakes at the wire: a fake HTTP API server on port 0, and a running bot service.
+
+``FakeAPI`` is the one fake Web API server of the tests and of the benches (bench/benchkit.py
+builds its rate-limited fake Slack and Feishu on it, with this directory on ``sys.path``).
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,19 +18,40 @@ from urllib.parse import parse_qs, urlsplit
 
 import uvicorn
 
-Handler = Callable[[dict[str, Any]], tuple[int, Any, dict[str, str]]]
+Reply = tuple[int, Any, dict[str, str]]
+Handler = Callable[[dict[str, Any]], Reply]
 
 
 class FakeAPI:
-    """A threaded HTTP server that records every request and answers from per-path handlers."""
+    """A threaded HTTP server on 127.0.0.1, port 0, answering from per-path handlers.
 
-    def __init__(self, routes: dict[str, Handler] | None = None) -> None:
+    A handler gets the request as a dict (``method``, ``path``, ``query``, ``headers`` and the
+    ``body`` parsed from JSON or a form, else text) and returns ``(status, payload, headers)``;
+    a path without one answers 200 ``{"ok": true}``. ``hits`` counts requests per path.
+
+    - ``record``: also keep every request dict in ``calls``, oldest first (the tests read them);
+      off, nothing is kept, for benches sending thousands of requests.
+    - ``keep_alive``: speak HTTP/1.1 and keep connections open for the client's next request (the
+      benches' clients reuse them); off, HTTP/1.0, one request per connection.
+    """
+
+    def __init__(
+        self,
+        routes: dict[str, Handler] | None = None,
+        *,
+        record: bool = True,
+        keep_alive: bool = False,
+    ) -> None:
         self.routes: dict[str, Handler] = dict(routes or {})
+        self.record = record
         self.calls: list[dict[str, Any]] = []
+        self.hits: Counter[str] = Counter()
         self.lock = threading.Lock()
         outer = self
 
         class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -49,9 +75,13 @@ class FakeAPI:
                     "body": body,
                 }
                 with outer.lock:
-                    outer.calls.append(request)
-                handler = outer.routes.get(url.path, lambda r: (200, {"ok": True}, {}))
-                status, payload, headers = handler(request)
+                    outer.hits[url.path] += 1
+                    if outer.record:
+                        outer.calls.append(request)
+                handler = outer.route(url.path)
+                status, payload, headers = (
+                    handler(request) if handler is not None else (200, {"ok": True}, {})
+                )
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -64,19 +94,26 @@ class FakeAPI:
             do_POST = do_GET = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
 
+    def route(self, path: str) -> Handler | None:
+        """The handler for a path (None: the default answer); subclasses may choose otherwise."""
+        return self.routes.get(path)
+
     def start(self) -> FakeAPI:
+        """Serve on a daemon thread."""
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self.httpd.shutdown()
         self.httpd.server_close()
 
     def requests(self, path: str) -> list[dict[str, Any]]:
-        """Recorded requests to one path, oldest first."""
+        """Recorded requests to one path, oldest first (none unless ``record``)."""
         with self.lock:
             return [c for c in self.calls if c["path"] == path]
 
