@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,40 @@ def test_missing_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DCML_BOT_CONFIG", str(tmp_path / "env.toml"))
     with pytest.raises(SettingsError, match=r"env\.toml: config file not found"):
         load_settings()
+
+
+def test_without_a_config_file_the_packaged_guide_and_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcml_bot.settings import packaged_guide
+
+    monkeypatch.chdir(tmp_path)  # no ./config/dcml-bot.toml here
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    settings = load_settings()
+    assert settings.config_path is None
+    assert settings.catalog == packaged_guide()
+    assert Path(settings.catalog).read_bytes() == (ROOT / "config/catalog/dcml.md").read_bytes()
+    if sys.platform.startswith("linux"):
+        database = tmp_path / "home" / ".local" / "share" / "dcml-bot" / "dcml-bot.sqlite3"
+        assert settings.database_url == f"sqlite:///{database}"
+        assert settings.data_location == str(database)
+    monkeypatch.setenv("DCML_BOT_HOME", "data")  # relative: to the working directory, made absolute
+    settings = load_settings()
+    assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'dcml-bot.sqlite3'}"
+    assert settings.data_location == str(tmp_path / "data" / "dcml-bot.sqlite3")
+
+
+def test_an_explicit_database_url_beats_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DCML_BOT_HOME", str(tmp_path / "data"))
+    path = write(tmp_path, 'database_url = "sqlite:///var/bot.sqlite3"\n')
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(path)
+    assert settings.database_url == "sqlite:///var/bot.sqlite3"
+    assert settings.data_location == str(tmp_path / "var" / "bot.sqlite3")
+    monkeypatch.setenv("DCML_BOT_DATABASE_URL", "postgresql+psycopg://dcml:secret@db:5432/dcml")
+    settings = load_settings(path)
+    assert settings.database_url == "postgresql+psycopg://dcml:secret@db:5432/dcml"
+    assert settings.data_location == "postgresql+psycopg://dcml:***@db:5432/dcml"

@@ -40,7 +40,10 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
-        help="Config file (default: $DCML_BOT_CONFIG, else config/dcml-bot.toml when present).",
+        help=(
+            "Config file (default: $DCML_BOT_CONFIG, else config/dcml-bot.toml when present, "
+            "else the built-in defaults and guide)."
+        ),
         show_default=False,
     ),
 ]
@@ -76,6 +79,11 @@ def _settings() -> Settings:
         return load_settings(_State.config)
     except SettingsError as exc:
         raise _fail(str(exc), 2) from None
+
+
+def _say_where(settings: Settings) -> None:
+    """One line on stderr at start: where this process keeps its data."""
+    typer.echo(f"data: {settings.data_location}", err=True)
 
 
 def _load(path: str | None) -> Catalog:
@@ -213,6 +221,7 @@ def catalog_show(
 
 def _bot() -> tuple[Bot, LocalMessenger]:
     settings = _settings()
+    _say_where(settings)
     logging.getLogger().setLevel(settings.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -260,6 +269,7 @@ def remind(
         except ValueError as exc:
             raise _fail(str(exc), 2) from None
     settings = _settings()
+    _say_where(settings)
     logging.getLogger().setLevel(settings.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Every configured platform, so Slack and Feishu members get their paper too.
@@ -328,6 +338,7 @@ def serve(
     )
     for noisy in ("alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _say_where(settings)
     service = _service(settings, schedule=True)
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
@@ -352,6 +363,49 @@ def console(
         ConsoleSession(bot, messenger, user).run()
     finally:
         bot.close()
+
+
+@app.command("init")
+def init(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write dcml-bot.toml and catalog/dcml.md (default: here).",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented config and a copy of the guide for a lab to edit."""
+    import shlex
+
+    from dcml_bot.settings import PACKAGED_CONFIG, PACKAGED_GUIDE, packaged_file
+
+    config = directory / PACKAGED_CONFIG
+    guide = directory / "catalog" / PACKAGED_GUIDE  # the config says catalog = "catalog/dcml.md"
+    files = {
+        config: packaged_file(PACKAGED_CONFIG).read_bytes(),
+        guide: packaged_file(PACKAGED_GUIDE).read_bytes(),
+    }
+    existing = [str(path) for path in files if path.exists() or path.is_symlink()]
+    if existing and not force:
+        exist = "exists" if len(existing) == 1 else "exist"
+        raise _fail(
+            f"{' and '.join(existing)} already {exist}; nothing written (--force overwrites)"
+        )
+    try:
+        for path, content in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+    except OSError as exc:
+        raise _fail(f"{exc.filename or directory}: {exc.strerror or exc}") from None
+    shown = shlex.quote(str(config.absolute()))
+    typer.echo(f"wrote {config} (settings, every key commented) and {guide} (the reading list)")
+    typer.echo("next: edit them, check the guide, then start the bot:")
+    typer.echo(f"  dcml-bot --config {shown} catalog check")
+    typer.echo(f"  dcml-bot --config {shown} serve")
+    typer.echo(f"(or export DCML_BOT_CONFIG={shown} and leave out --config)")
 
 
 def main() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import platformdirs
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -23,7 +26,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 DEFAULT_CONFIG = Path("config/dcml-bot.toml")
 CONFIG_ENV = "DCML_BOT_CONFIG"
+HOME_ENV = "DCML_BOT_HOME"
 ENV_PREFIX = "DCML_BOT_"
+APP_NAME = "dcml-bot"
+DATABASE_FILE = "dcml-bot.sqlite3"
+# Shipped inside the package (src/dcml_bot/defaults/), so an installed bot runs from anywhere.
+PACKAGED_CONFIG = "dcml-bot.toml"
+PACKAGED_GUIDE = "dcml.md"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Language = Literal["en", "zh"]
@@ -38,6 +47,29 @@ SECRET_ENV = {
     "feishu_verification_token": "FEISHU_VERIFICATION_TOKEN",
     "feishu_encrypt_key": "FEISHU_ENCRYPT_KEY",
 }
+
+
+def packaged_file(name: str) -> Traversable:
+    """A file shipped in the package's ``defaults/`` folder (the config or the guide)."""
+    return resources.files("dcml_bot") / "defaults" / name
+
+
+def packaged_guide() -> str:
+    """Path of the packaged reading list: the catalog when no config file names one."""
+    return str(packaged_file(PACKAGED_GUIDE))
+
+
+def data_home() -> Path:
+    """Where the bot keeps its data: ``$DCML_BOT_HOME``, else the platform's user data directory."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser().absolute()
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_database_url() -> str:
+    """The SQLite database in :func:`data_home`, used unless ``database_url`` is set."""
+    return f"sqlite:///{data_home() / DATABASE_FILE}"
 
 
 class SettingsError(Exception):
@@ -103,8 +135,8 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    catalog: str = "config/catalog/dcml.md"
-    database_url: str = "sqlite:///var/dcml-bot.sqlite3"
+    catalog: str = Field(default_factory=packaged_guide)
+    database_url: str = Field(default_factory=default_database_url)
     timezone: str = "Asia/Shanghai"
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65535)
@@ -193,6 +225,22 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def data_location(self) -> str:
+        """Where the data lives, for a start-up line: the SQLite file, else the URL, no password."""
+        scheme, _, rest = self.database_url.partition("://")
+        if scheme.split("+")[0] == "sqlite":
+            database = rest[1:].split("?")[0]
+            if database in {"", ":memory:"} or database.startswith("file:"):
+                return self.database_url
+            return str(Path(database).expanduser().absolute())
+        parts = urlsplit(self.database_url)
+        if parts.password is not None:
+            user = parts.netloc.rpartition("@")[0].partition(":")[0]
+            host = parts.netloc.rpartition("@")[2]
+            return parts._replace(netloc=f"{user}:***@{host}").geturl()
+        return self.database_url
+
+    @property
     def catalog_is_url(self) -> bool:
         """True when the catalog is fetched over http(s)."""
         return urlsplit(self.catalog).scheme in {"http", "https"}
@@ -243,7 +291,10 @@ def _describe_error(error: Any, file_keys: set[str], origin: str) -> str:
 
 
 def config_path_from(explicit: Path | None) -> Path | None:
-    """The config file: ``--config``, else ``DCML_BOT_CONFIG``, else the default when present."""
+    """The config file: ``--config``, else ``DCML_BOT_CONFIG``, else the default when present.
+
+    ``None`` means no file: the built-in defaults, with the packaged guide as the catalog.
+    """
     if explicit is not None:
         return explicit
     env = os.environ.get(CONFIG_ENV)
