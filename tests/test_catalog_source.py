@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,21 @@ def test_missing_path_and_directory(tmp_path: Path) -> None:
         load_catalog(tmp_path / "missing.md")
     with pytest.raises(CatalogError, match="is a directory"):
         load_catalog(tmp_path)
+
+
+def test_the_mojibake_prefilter_covers_every_character_ftfy_looks_for() -> None:
+    # decode_catalog skips ftfy (and its import) for text with no MOJIBAKE_CANDIDATES character;
+    # that is sound only if every pattern of ftfy's heuristic needs one of them.
+    from ftfy import badness
+
+    from dcml_bot.catalog.source import MOJIBAKE_CANDIDATES
+
+    looked_for = {c for c in badness.BADNESS_RE.pattern if ord(c) > 127}
+    for chars in badness.MOJIBAKE_CATEGORIES.values():
+        for start, end in re.findall(r"(.)-(.)", chars):
+            looked_for.update(map(chr, range(ord(start), ord(end) + 1)))
+        assert all(ord(c) > 127 for c in chars.replace("-", ""))  # no ASCII class
+    missed = sorted(c for c in looked_for if not MOJIBAKE_CANDIDATES.match(c))
+    assert missed == []
+    # The guide itself (CJK, emoji, ⚡) has none, so reading it never loads ftfy.
+    assert MOJIBAKE_CANDIDATES.search(GUIDE.read_text(encoding="utf-8")) is None

@@ -1,13 +1,22 @@
-"""``dcml-bot console`` and ``dcml-bot remind`` through the entry point, on the local platform."""
+"""``dcml-bot console`` and ``dcml-bot remind`` on the local platform; the console's lab clock."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import SecretStr
+
+from dcml_bot.app import build_console, build_service
+from dcml_bot.platforms.console import Console
+from dcml_bot.platforms.local import LocalClock
+from dcml_bot.settings import Settings, load_settings
+from support import CONFIG, MONDAY_SLOT, Clock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "dcml-bot"
@@ -72,3 +81,129 @@ def test_remind_once_per_week_dry_run_and_bad_week(tmp_path: Path) -> None:
     bad = run(db, "remind", "--week", "2026-W99")
     assert bad.returncode == 2
     assert "2026 has no week 99" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- the console on the lab clock ----------------------------------------------------------------
+
+THURSDAY = MONDAY_SLOT + dt.timedelta(days=3)  # 2026-W49, its Monday slot passed
+
+
+def lab_settings(db_url: str, **changes: Any) -> Settings:
+    """The local lab alone (no Slack, no Feishu): the clock can move."""
+    update: dict[str, Any] = {
+        "database_url": db_url,
+        "slack_bot_token": None,
+        "slack_signing_secret": None,
+        "slack_app_token": None,
+        "feishu_app_id": None,
+        "feishu_app_secret": None,
+        **changes,
+    }
+    return load_settings(CONFIG).model_copy(update=update)
+
+
+def session(console: Console, *lines: str) -> str:
+    """A scripted console session: what it printed for these lines."""
+    shown: list[str] = []
+    script = iter(lines)
+
+    def read(prompt: str) -> str:
+        line = next(script, None)
+        if line is None:
+            raise EOFError  # the end of input ends the session, as in a terminal
+        return line
+
+    console.run(read=read, write=shown.append)
+    return "\n".join(shown)
+
+
+def test_advance_brings_a_newcomer_next_weeks_paper_and_the_clock_persists(db_url: str) -> None:
+    web = build_service(lab_settings(db_url), clock=Clock(THURSDAY), schedule=False)
+    console = build_console(lab_settings(db_url), "alice", clock=Clock(THURSDAY))
+    try:
+        web_clock = web.bot.clock
+        assert isinstance(web_clock, LocalClock)
+        web_clock.refresh = 0  # read the database on every call (default: at most once a second)
+        shown = session(console, ":help")
+        assert ":week " in shown and ":advance " in shown
+
+        out = session(console, ":join alice", ":week")
+        assert "Welcome to the lab, alice!" in out  # with this week's (W49) paper
+        assert "weekly delivery: already: 1" in out
+        assert "nothing new in alice's DMs: alice has this week's paper already" in out
+
+        out = session(console, ":advance")
+        assert console.bot.clock() == THURSDAY + dt.timedelta(days=7)
+        assert "the lab clock is Thu 2026-12-10 02:00 UTC (7 days ahead of real time)" in out
+        assert "1 weekly paper(s) went out" in out
+        assert "📩 DM to alice:" in out and "Your paper for 2026-W50" in out
+        assert [k for k in _keys(console) if k.startswith("weekly:local:alice:")] == [
+            "weekly:local:alice:2026-W50"
+        ]  # W49's paper came with the welcome
+        assert "Marked as read" in session(console, ":click 1")  # the weekly paper's Done
+
+        # The web lab on the same database, already running, now shows the same lab time …
+        assert web_clock() == THURSDAY + dt.timedelta(days=7)
+        # … and so does a second console session, which says so when it starts.
+        again = build_console(lab_settings(db_url), "alice", clock=Clock(THURSDAY))
+        try:
+            assert again.bot.clock() == THURSDAY + dt.timedelta(days=7)
+            out = session(again, ":week")
+            assert "The lab clock is Thu 2026-12-10 02:00 UTC (7 days ahead of real time)." in out
+            assert "alice has this week's paper already" in out
+        finally:
+            again.bot.close()
+    finally:
+        console.bot.close()
+        web.stop()
+
+
+def test_advance_from_the_web_lab_shows_in_the_console(db_url: str) -> None:
+    console = build_console(lab_settings(db_url), "bob", clock=Clock(THURSDAY))
+    web = build_service(lab_settings(db_url), clock=Clock(THURSDAY), schedule=False)
+    try:
+        session(console, ":as bob", "/dcml start")
+        web_clock = web.bot.clock
+        assert isinstance(web_clock, LocalClock)
+        web_clock.advance(dt.timedelta(days=7))
+        assert isinstance(console.clock, LocalClock)
+        console.clock.refresh = 0
+        out = session(console, ":advance")  # from the web lab's time, not the console's old one
+        assert console.bot.clock() == THURSDAY + dt.timedelta(days=14)
+        assert "(14 days ahead of real time)" in out and "Your paper for 2026-W51" in out
+    finally:
+        console.bot.close()
+        web.stop()
+
+
+def test_advance_refused_when_a_chat_platform_keeps_real_time(db_url: str) -> None:
+    settings = lab_settings(
+        db_url, slack_bot_token=SecretStr("xoxb-test"), slack_signing_secret=SecretStr("s")
+    )
+    assert settings.slack_enabled
+    console = build_console(settings, "carol", clock=Clock(THURSDAY))
+    try:
+        assert console.clock is None
+        out = session(console, ":advance")
+        assert "the lab clock moves only when the local platform runs alone" in out
+        assert console.bot.clock() == THURSDAY
+    finally:
+        console.bot.close()
+
+
+def test_console_entry_point_advance_persists_between_sessions(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    first = run(db, "console", "--as", "dan", stdin=":help\n:join dan\n:advance\n:quit\n")
+    assert first.returncode == 0, first.stderr
+    assert ":advance" in first.stdout and ":week" in first.stdout
+    assert "(7 days ahead of real time)" in first.stdout
+    second = run(db, "console", "--as", "dan", stdin=":quit\n")
+    assert second.returncode == 0, second.stderr
+    assert "(7 days ahead of real time)." in second.stdout  # said when the session starts
+
+
+def _keys(console: Console) -> list[str]:
+    """The once-only keys of every local DM sent, oldest first."""
+    with console.bot.store.engine.connect() as connection:
+        query = sa.text("SELECT key FROM local_messages WHERE key IS NOT NULL ORDER BY id")
+        return [row[0] for row in connection.execute(query)]

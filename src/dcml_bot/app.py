@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 
     from dcml_bot.core.jobs import Jobs
     from dcml_bot.core.metrics import Metrics
+    from dcml_bot.platforms.console import Console
     from dcml_bot.platforms.feishu import FeishuOptions
     from dcml_bot.platforms.local import LocalClock, LocalMessenger
     from dcml_bot.platforms.slack import SlackOptions
     from dcml_bot.scheduler import Scheduler
 
-__all__ = ["Bot", "Service", "build_bot", "build_service", "utc_now"]
+__all__ = ["Bot", "Service", "build_bot", "build_console", "build_service", "utc_now"]
 
 log = logging.getLogger(__name__)
 
@@ -245,11 +246,10 @@ def build_service(
         local: LocalMessenger | None = None
         local_clock: LocalClock | None = None
         if settings.local_enabled:
-            from dcml_bot.platforms.local import LocalClock, LocalMessenger
+            from dcml_bot.platforms.local import LocalMessenger
 
-            if not (settings.slack_enabled or settings.feishu_enabled):
-                # Alone, the local lab has its own clock, which the web page can move ahead.
-                clock = local_clock = LocalClock(store, clock)
+            local_clock = lab_clock(settings, store, clock)
+            clock = local_clock or clock
             local = LocalMessenger(store, clock)
             messengers["local"] = local
         bot = build_bot(settings, messengers=messengers, clock=clock, store=store)
@@ -271,3 +271,42 @@ def build_service(
         scheduler=scheduler,
         platforms=platforms,
     )
+
+
+def lab_clock(
+    settings: Settings, store: Store, base: Callable[[], dt.datetime]
+) -> LocalClock | None:
+    """The local lab's movable clock (kept in the database), when the local platform runs alone.
+
+    The web lab and ``dcml-bot console`` both use it, so they agree on the lab's time; with a
+    real chat platform configured the bot keeps real time and there is no lab clock.
+    """
+    if settings.slack_enabled or settings.feishu_enabled:
+        return None
+    from dcml_bot.platforms.local import LocalClock
+
+    return LocalClock(store, base)
+
+
+def build_console(
+    settings: Settings,
+    user: str = "me",
+    *,
+    clock: Callable[[], dt.datetime] = utc_now,
+    store: Store | None = None,
+) -> Console:
+    """``dcml-bot console``: the bot on the local platform, on the web lab's clock if it has one."""
+    from dcml_bot.core.jobs import Jobs
+    from dcml_bot.platforms.console import Console
+    from dcml_bot.platforms.local import LocalMessenger
+
+    store = store or open_store(settings.database_url)
+    try:
+        local_clock = lab_clock(settings, store, clock)
+        clock = local_clock or clock
+        messenger = LocalMessenger(store, clock)
+        bot = build_bot(settings, messengers={"local": messenger}, clock=clock, store=store)
+    except BaseException:
+        store.dispose()
+        raise
+    return Console(bot, messenger, user, jobs=Jobs(bot), clock=local_clock)

@@ -6,23 +6,24 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
-from dcml_bot.app import Service, build_bot, build_service
 from dcml_bot.catalog import Catalog, CatalogError, Entry, QueryError, build_query, run_query
 from dcml_bot.catalog.loader import load_catalog_from
-from dcml_bot.core.bot import Bot, utc_now
-from dcml_bot.core.plan import parse_week
-from dcml_bot.platforms.console import Console as ConsoleSession
-from dcml_bot.platforms.local import LocalMessenger
 from dcml_bot.settings import Settings, SettingsError, load_settings
-from dcml_bot.store import open_store
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from dcml_bot.app import Service
+
+# Imports are where they are needed: the catalog commands only parse and print, so the database
+# (SQLAlchemy), the bot's wiring and the chat SDKs are imported inside the commands that use them
+# (tests/test_cli_imports.py keeps it that way), and rich's console, tables and progress bars
+# inside the commands that print with them (`serve` prints one line).
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class _State:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.console import Console
+
     Console(stderr=True, soft_wrap=True, highlight=False).print(
         f"[bold red]error:[/] {message}", markup=True
     )
@@ -102,6 +105,8 @@ def _main(config: ConfigOption = None) -> None:
 
 
 def _counts_table(title: str, counts: Counter[str], order: list[str] | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
@@ -115,6 +120,9 @@ def _counts_table(title: str, counts: Counter[str], order: list[str] | None = No
 @catalog_app.command("check")
 def catalog_check(path: PathArgument = None) -> None:
     """Summarise a catalog and list every problem as PATH:LINE: message; exit 1 on errors."""
+    from rich.console import Console
+    from rich.text import Text
+
     catalog = _load(path)
     out = Console(soft_wrap=True, highlight=False)
     duplicates = catalog.listings - len(catalog.entries)
@@ -150,6 +158,8 @@ def catalog_check(path: PathArgument = None) -> None:
 
 
 def _entry_line(entry: Entry) -> Text:
+    from rich.text import Text
+
     line = Text()
     line.append(f"{entry.level_icon or '·'} ")
     if entry.icons:
@@ -188,6 +198,9 @@ def catalog_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of entries.")] = False,
 ) -> None:
     """Print the catalog grouped by section and topic, optionally filtered."""
+    from rich.console import Console
+    from rich.text import Text
+
     catalog = _load(path)
     try:
         query = build_query(
@@ -219,27 +232,10 @@ def catalog_show(
     out.print(f"{len(entries)} of {len(catalog.entries)} items · {query.describe()}")
 
 
-def _bot() -> tuple[Bot, LocalMessenger]:
-    settings = _settings()
-    _say_where(settings)
-    logging.getLogger().setLevel(settings.log_level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        store = open_store(settings.database_url)
-    except Exception as exc:  # the database URL or server is wrong: one line, no traceback
-        raise _fail(
-            f"database {settings.database_url.split('@')[-1]}: {exc.__class__.__name__}: {exc}"
-        ) from None
-    messenger = LocalMessenger(store, utc_now)
-    try:
-        bot = build_bot(settings, messengers={"local": messenger}, store=store)
-    except CatalogError as exc:
-        raise _fail(str(exc)) from None
-    return bot, messenger
-
-
 def _service(settings: Settings, *, schedule: bool) -> Service:
     """Everything ``serve`` runs, every configured platform included; one-line start-up errors."""
+    from dcml_bot.app import build_service
+
     try:
         return build_service(settings, schedule=schedule)
     except CatalogError as exc:
@@ -263,6 +259,18 @@ def remind(
     ] = False,
 ) -> None:
     """Run the weekly delivery now, with a progress bar and a summary."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.table import Table
+
+    from dcml_bot.core.plan import parse_week
+
     if week is not None:
         try:
             week = parse_week(week)
@@ -357,12 +365,28 @@ def serve(
 def console(
     user: Annotated[str, typer.Option("--as", help="Start as this local user.")] = "me",
 ) -> None:
-    """Chat with the bot in the terminal as a local user (same database and code paths)."""
-    bot, messenger = _bot()
+    """Chat with the bot in the terminal as a local user (same database, clock and code paths)."""
+    from dcml_bot.app import build_console
+    from dcml_bot.store import open_store
+
+    settings = _settings()
+    _say_where(settings)
+    logging.getLogger().setLevel(settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        ConsoleSession(bot, messenger, user).run()
+        store = open_store(settings.database_url)
+    except Exception as exc:  # the database URL or server is wrong: one line, no traceback
+        raise _fail(
+            f"database {settings.database_url.split('@')[-1]}: {exc.__class__.__name__}: {exc}"
+        ) from None
+    try:
+        session = build_console(settings, user, store=store)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        session.run()
     finally:
-        bot.close()
+        session.bot.close()
 
 
 @app.command("init")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from dcml_bot.catalog.models import Catalog
 from dcml_bot.catalog.parser import parse_catalog
 from dcml_bot.catalog.source import CatalogError, decode_catalog, read_catalog_file
 
-FETCH_TIMEOUT = httpx.Timeout(15.0)
+if TYPE_CHECKING:
+    import httpx  # imported when a URL is fetched: reading a file needs no HTTP client
+
+FETCH_TIMEOUT = 15.0  # seconds, for each of connect, read, write and pool
 MAX_CATALOG_BYTES = 5 * 1024 * 1024
 
 
@@ -27,6 +29,8 @@ def fetch_catalog(
 
     Raises CatalogError naming the status or the network failure.
     """
+    import httpx
+
     own = client is None
     http = client or httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=True)
     try:

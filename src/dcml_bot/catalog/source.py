@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-
-from ftfy.badness import is_bad
 
 # Legacy single-byte code pages that UTF-8 text is most often wrongly decoded with.
 _LEGACY_CODE_PAGES = (
@@ -18,6 +17,23 @@ _LEGACY_CODE_PAGES = (
     ("mac_roman", "Mac OS Roman"),
     ("cp437", "DOS code page 437"),
 )
+
+
+# Every character ftfy's mojibake heuristic looks for (what single-byte code pages make of UTF-8's
+# high bytes: Latin-1 to Cyrillic, punctuation to box drawing, MacRoman's U+F8FF and ligatures,
+# U+FFFD), in whole Unicode blocks; every pattern of ftfy.badness.is_bad needs at least one of
+# them. Text without any (ASCII, CJK, emoji, ⚡) cannot be mojibake, and ftfy (≈ 30 ms to import)
+# is not loaded for it. tests/test_catalog_source.py checks this set against the installed ftfy.
+MOJIBAKE_CANDIDATES = re.compile("[\x80-\u04ff\u2000-\u25ff\uf8ff\ufb00-\ufb4f\ufffd]")
+
+
+def looks_garbled(text: str) -> bool:
+    """Whether the text looks like mojibake, by ftfy's heuristic (imported only when needed)."""
+    if MOJIBAKE_CANDIDATES.search(text) is None:
+        return False
+    from ftfy.badness import is_bad
+
+    return is_bad(text)
 
 
 class CatalogError(Exception):
@@ -66,7 +82,7 @@ def decode_catalog(data: bytes, origin: str) -> str:
         ) from None
     if "\x00" in text:
         raise CatalogError(f"{origin}: the file contains NUL bytes; it is not a text file")
-    if is_bad(text):
+    if looks_garbled(text):
         code_page = guess_legacy_code_page(text)
         how = (
             f"decoded with the legacy code page {code_page}"

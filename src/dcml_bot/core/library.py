@@ -6,12 +6,14 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from dcml_bot.catalog import Catalog, CatalogError, Problem, decode_catalog, parse_catalog
 from dcml_bot.catalog.loader import fetch_catalog, is_url
 from dcml_bot.catalog.source import read_catalog_file
+
+if TYPE_CHECKING:
+    import httpx  # loaded by fetch_catalog when the catalog is a URL
 
 log = logging.getLogger(__name__)
 

@@ -2,39 +2,70 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shlex
 from collections.abc import Callable
 
 from dcml_bot.core.bot import Bot
+from dcml_bot.core.delivery import DeliveryReport
+from dcml_bot.core.jobs import Jobs
 from dcml_bot.core.messages import Reply, render_plain
-from dcml_bot.platforms.local import PLATFORM, LocalMessenger
-from dcml_bot.store import LocalMessageRecord
+from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
+from dcml_bot.store import LocalMessageRecord, MemberRecord
 
 HELP = """Type /dcml … (or dcml …) to talk to the bot as the current user. Console commands:
   :join NAME    a newcomer joins the lab (gets the welcome DM)
   :as NAME      switch to another user
-  :week         run this week's delivery now
+  :week         run this week's delivery now, then show what reached your DMs
+  :advance      move the lab clock a week ahead and deliver what is due then (as the web lab)
   :click N      press button N of the last message shown
   :inbox        show the current user's DMs
   :help         this help        :quit  leave"""
+WEEK = dt.timedelta(days=7)
 
 
 class Console:
     """A line-oriented session; ``handle`` returns what to print (testable without a terminal)."""
 
-    def __init__(self, bot: Bot, messenger: LocalMessenger, user: str = "me") -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        messenger: LocalMessenger,
+        user: str = "me",
+        *,
+        jobs: Jobs | None = None,
+        clock: LocalClock | None = None,
+    ) -> None:
         self.bot = bot
         self.messenger = messenger
         self.user = user
+        self.jobs = jobs or Jobs(bot)
+        # The web lab's movable clock (None when a real chat platform keeps the bot on real time).
+        self.clock = clock
         self.last: tuple[str | None, Reply] | None = None
-        self.pending: list[str] = []
+        self.arrived: list[LocalMessageRecord] = []  # DMs sent while the current line ran
         messenger.listeners.append(self._on_dm)
 
     def _on_dm(self, record: LocalMessageRecord) -> None:
-        reply = Reply.model_validate_json(record.reply)
-        self.pending.append(f"📩 DM to {record.user_id}:\n{render_plain(reply)}")
+        self.arrived.append(record)
         if record.user_id == self.user:
-            self.last = (str(record.id), reply)
+            self.last = (str(record.id), Reply.model_validate_json(record.reply))
+
+    def _arrivals(self) -> list[str]:
+        """The DMs that arrived: the current user's in full, the others' counted."""
+        records, self.arrived = self.arrived, []
+        shown = [
+            f"📩 DM to {r.user_id}:\n{render_plain(Reply.model_validate_json(r.reply))}"
+            for r in records
+            if r.user_id == self.user
+        ]
+        others = [r.user_id for r in records if r.user_id != self.user]
+        if others:
+            names = ", ".join(dict.fromkeys(others))
+            shown.append(
+                f"📨 {len(others)} DM(s) to others: {names} (to read them: :as NAME, then :inbox)"
+            )
+        return shown
 
     def _show(self, reply: Reply, message_id: str | None = None) -> str:
         self.last = (message_id, reply)
@@ -51,8 +82,7 @@ class Console:
         else:
             member = self.bot.member(PLATFORM, self.user, display_name=self.user)
             out.append(self._show(self.bot.commands.handle(member, line)))
-        out += self.pending
-        self.pending = []
+        out += self._arrivals()
         return "\n".join(part for part in out if part)
 
     def _console_command(self, line: str) -> str:
@@ -76,11 +106,15 @@ class Console:
             self.bot.member(PLATFORM, name, display_name=name)
             return f"you are now {name}."
         if command == ":week":
-            report = self.bot.delivery.deliver(self.bot.clock(), force=True)
-            counts = (
-                ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items())) or "no members"
+            mine: list[str] = []
+            report = self.bot.delivery.deliver(
+                self.bot.clock(),
+                force=True,
+                on_member=lambda m, outcome: mine.append(outcome) if self._is_me(m) else None,
             )
-            return f"weekly delivery: {counts}"
+            return f"weekly delivery: {_counts(report)}" + self._nothing_new(mine)
+        if command == ":advance":
+            return self._advance()
         if command == ":click":
             return self._click(args)
         if command == ":inbox":
@@ -91,6 +125,57 @@ class Console:
             self.last = messages[-1]
             return "\n".join(shown)
         return f"unknown console command {command}; :help lists them"
+
+    def _advance(self) -> str:
+        """A week later on the lab clock, then the scheduler's tick (what the web lab does)."""
+        if self.clock is None:
+            return (
+                "the lab clock moves only when the local platform runs alone; with Slack or "
+                "Feishu configured the bot keeps real time (:week still delivers this week)"
+            )
+        self.clock.advance(WEEK)
+        report = self.jobs.deliver()
+        if report is None:
+            return "a delivery is already running; try :week in a moment"
+        return (
+            f"{self.clock_note()}; {report.count('sent')} weekly paper(s) went out "
+            f"({_counts(report)})" + self._nothing_new()
+        )
+
+    def _is_me(self, member: MemberRecord) -> bool:
+        return member.platform == PLATFORM and member.user_id == self.user
+
+    def _nothing_new(self, outcomes: list[str] | None = None) -> str:
+        """After a delivery: why the current user got nothing, if they did not."""
+        if any(r.user_id == self.user for r in self.arrived):
+            return ""
+        member = self.bot.store.get_member(PLATFORM, self.user)
+        if member is None:
+            why = f"{self.user} is not a member yet (:join {self.user})"
+        elif not member.enrolled:
+            why = f"{self.user} is not enrolled (/dcml start)"
+        elif outcomes is None:  # the scheduler's tick: only members whose slot has come
+            weekday, at = self.bot.delivery.slot_label("en")
+            why = (
+                f"{self.user} has this week's paper already, or their slot ({weekday} {at}) "
+                "has not come yet on the lab clock"
+            )
+        else:
+            why = {
+                "already": f"{self.user} has this week's paper already",
+                "nothing": f"{self.user} has no paper left to read",
+            }.get(outcomes[0] if outcomes else "", f"delivery: {', '.join(outcomes) or 'none'}")
+        return f"\nnothing new in {self.user}'s DMs: {why}"
+
+    def clock_note(self) -> str:
+        """The lab time, and how far it is ahead of real time."""
+        now = self.bot.clock().astimezone(dt.UTC).strftime("%a %Y-%m-%d %H:%M UTC")
+        offset = self.clock.offset if self.clock is not None else dt.timedelta(0)
+        if not offset:
+            return f"the lab clock is {now} (real time)"
+        whole_days = offset % dt.timedelta(days=1) == dt.timedelta(0)
+        ahead = f"{offset.days} days" if whole_days else str(offset)
+        return f"the lab clock is {now} ({ahead} ahead of real time)"
 
     def _click(self, args: list[str]) -> str:
         if self.last is None:
@@ -114,6 +199,9 @@ class Console:
         """The interactive loop; ends on :quit or end of input."""
         emit = write or _stdout
         emit(f"dcml-bot console — you are {self.user}. :help for help.")
+        if self.clock is not None and self.clock.offset:
+            note = self.clock_note()
+            emit(note[0].upper() + note[1:] + ".")
         while True:
             try:
                 line = read(f"{self.user}> ")
@@ -125,6 +213,10 @@ class Console:
             shown = self.handle(line)
             if shown:
                 emit(shown)
+
+
+def _counts(report: DeliveryReport) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items())) or "no members"
 
 
 def _stdout(text: str) -> None:

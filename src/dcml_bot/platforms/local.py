@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from dcml_bot.core.messages import Reply
@@ -18,28 +19,49 @@ CLOCK_OFFSET = "clock_offset_seconds"
 
 
 class LocalClock:
-    """The local lab's clock: real time plus an offset an admin can advance (kept in the DB)."""
+    """The local lab's clock: real time plus an offset an admin can advance (kept in the DB).
 
-    def __init__(self, store: Store, base: Callable[[], dt.datetime]) -> None:
+    Every process on the database (``serve``'s web lab, ``dcml-bot console``) keeps its own
+    ``LocalClock``; each reads the offset again at most every ``refresh`` seconds, so a week
+    advanced in one of them shows in the others too.
+    """
+
+    def __init__(
+        self, store: Store, base: Callable[[], dt.datetime], *, refresh: float = 1.0
+    ) -> None:
         self.store = store
         self.base = base
+        self.refresh = refresh
         self._lock = threading.Lock()
-        saved = store.local_get(CLOCK_OFFSET)
-        self._offset = dt.timedelta(seconds=float(saved)) if saved else dt.timedelta(0)
+        self._offset = self._saved()
+        self._read_at = time.monotonic()
+
+    def _saved(self) -> dt.timedelta:
+        saved = self.store.local_get(CLOCK_OFFSET)
+        return dt.timedelta(seconds=float(saved)) if saved else dt.timedelta(0)
 
     @property
     def offset(self) -> dt.timedelta:
         """How far the lab clock is ahead of real time."""
-        return self._offset
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.refresh:
+                try:
+                    self._offset = self._saved()
+                except Exception:  # the database is away for a moment: keep the last offset
+                    log.warning("cannot read the lab clock's offset; keeping %s", self._offset)
+                self._read_at = time.monotonic()
+            return self._offset
 
     def __call__(self) -> dt.datetime:
-        return self.base() + self._offset
+        return self.base() + self.offset
 
     def advance(self, delta: dt.timedelta) -> dt.datetime:
-        """Move the clock forward and remember it across restarts."""
+        """Move the clock forward and remember it across restarts (and for other processes)."""
         with self._lock:
-            self._offset += delta
+            # From the stored offset, so an advance made by another process is not lost.
+            self._offset = self._saved() + delta
             self.store.local_set(CLOCK_OFFSET, str(self._offset.total_seconds()))
+            self._read_at = time.monotonic()
         return self()
 
 
