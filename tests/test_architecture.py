@@ -44,7 +44,6 @@ def test_the_top_level_is_the_shell_and_the_four_parts() -> None:
 def test_the_import_contracts_hold() -> None:
     result = lint_imports(PACKAGE.parent)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "broken" not in result.stdout.lower().replace("0 broken", "")
     assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
