@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.outbound import Messenger, SendError
 from dcml_bot.store import Claim, MemberRecord, Store
+from dcml_bot.store.base import DEFAULT_LEASE
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,6 @@ SENT, RECOVERED, FAILED, TAKEN, NO_PLATFORM, DROPPED = (
     "no-platform",
     "dropped",
 )
-DEFAULT_LEASE = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
