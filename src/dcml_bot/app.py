@@ -93,7 +93,7 @@ def build_bot(
             clock=clock,
         ),
         messengers=outgoing,
-        policy=LabPolicy(admins=tuple(settings.admins), catch_up=settings.delivery.catch_up),
+        policy=LabPolicy(catch_up=settings.delivery.catch_up),
         clock=clock,
     )
     # A member no platform can reach is news for the admins (once per member).
@@ -246,11 +246,8 @@ def build_service(
         local: LocalMessenger | None = None
         local_clock: LocalClock | None = None
         if settings.local_enabled:
-            from dcml_bot.platforms.local import LocalMessenger
-
-            local_clock = lab_clock(settings, store, clock)
+            local, local_clock = local_platform(settings, store, clock)
             clock = local_clock or clock
-            local = LocalMessenger(store, clock)
             messengers["local"] = local
         bot = build_bot(settings, messengers=messengers, clock=clock, store=store)
     except BaseException:
@@ -273,19 +270,18 @@ def build_service(
     )
 
 
-def lab_clock(
+def local_platform(
     settings: Settings, store: Store, base: Callable[[], dt.datetime]
-) -> LocalClock | None:
-    """The local lab's movable clock (kept in the database), when the local platform runs alone.
+) -> tuple[LocalMessenger, LocalClock | None]:
+    """The local platform's messenger, and the lab's movable clock when it runs alone.
 
-    The web lab and ``dcml-bot console`` both use it, so they agree on the lab's time; with a
-    real chat platform configured the bot keeps real time and there is no lab clock.
+    The clock is kept in the database, so the web lab and ``dcml-bot console`` agree on the
+    lab's time; with a real chat platform configured the bot keeps real time (no lab clock).
     """
-    if settings.slack_enabled or settings.feishu_enabled:
-        return None
-    from dcml_bot.platforms.local import LocalClock
+    from dcml_bot.platforms.local import LocalClock, LocalMessenger
 
-    return LocalClock(store, base)
+    clock = None if settings.slack_enabled or settings.feishu_enabled else LocalClock(store, base)
+    return LocalMessenger(store, clock or base), clock
 
 
 def build_console(
@@ -298,14 +294,13 @@ def build_console(
     """``dcml-bot console``: the bot on the local platform, on the web lab's clock if it has one."""
     from dcml_bot.core.jobs import Jobs
     from dcml_bot.platforms.console import Console
-    from dcml_bot.platforms.local import LocalMessenger
 
     store = store or open_store(settings.database_url)
     try:
-        local_clock = lab_clock(settings, store, clock)
-        clock = local_clock or clock
-        messenger = LocalMessenger(store, clock)
-        bot = build_bot(settings, messengers={"local": messenger}, clock=clock, store=store)
+        messenger, local_clock = local_platform(settings, store, clock)
+        bot = build_bot(
+            settings, messengers={"local": messenger}, clock=local_clock or clock, store=store
+        )
     except BaseException:
         store.dispose()
         raise

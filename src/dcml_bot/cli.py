@@ -311,8 +311,7 @@ def remind(
                 entry.title,
             )
         out.print(table)
-    summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(report.outcomes.items()))
-    out.print(f"{len(members)} enrolled member(s); {summary or 'nothing to do'}")
+    out.print(f"{len(members)} enrolled member(s); {report.summary('nothing to do')}")
     if report.count("busy"):
         minutes = int(bot.delivery.once.lease.total_seconds() // 60)
         out.print(

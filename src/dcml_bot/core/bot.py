@@ -32,7 +32,6 @@ def worker_id() -> str:
 class LabPolicy:
     """The lab-wide rules the core applies (taken from the settings by the app)."""
 
-    admins: tuple[str, ...] = ()
     catch_up: bool = True
 
 

@@ -64,6 +64,10 @@ class DeliveryReport:
         """How many members had this outcome."""
         return self.outcomes.get(outcome, 0)
 
+    def summary(self, empty: str = "no members") -> str:
+        """The outcomes as ``already: 3, sent: 2`` (``empty`` when there were none)."""
+        return ", ".join(f"{k}: {v}" for k, v in sorted(self.outcomes.items())) or empty
+
 
 class Delivery:
     """Claims, sends and confirms weekly papers through the outbox ledger."""

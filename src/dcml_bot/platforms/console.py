@@ -7,7 +7,6 @@ import shlex
 from collections.abc import Callable
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.delivery import DeliveryReport
 from dcml_bot.core.jobs import Jobs
 from dcml_bot.core.messages import Reply, render_plain
 from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
@@ -112,7 +111,7 @@ class Console:
                 force=True,
                 on_member=lambda m, outcome: mine.append(outcome) if self._is_me(m) else None,
             )
-            return f"weekly delivery: {_counts(report)}" + self._nothing_new(mine)
+            return f"weekly delivery: {report.summary()}" + self._nothing_new(mine)
         if command == ":advance":
             return self._advance()
         if command == ":click":
@@ -139,7 +138,7 @@ class Console:
             return "a delivery is already running; try :week in a moment"
         return (
             f"{self.clock_note()}; {report.count('sent')} weekly paper(s) went out "
-            f"({_counts(report)})" + self._nothing_new()
+            f"({report.summary()})" + self._nothing_new()
         )
 
     def _is_me(self, member: MemberRecord) -> bool:
@@ -213,10 +212,6 @@ class Console:
             shown = self.handle(line)
             if shown:
                 emit(shown)
-
-
-def _counts(report: DeliveryReport) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items())) or "no members"
 
 
 def _stdout(text: str) -> None:

@@ -261,8 +261,7 @@ class LocalWebPlatform:
     def deliver(self, values: dict[str, str]) -> str:
         """Run this week's delivery now, like ``dcml-bot remind``."""
         report = self.bot.delivery.deliver(self.bot.clock(), force=True)
-        counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items())) or "no members"
-        return self._back(values, f"Delivery ran for this week: {counts}.")
+        return self._back(values, f"Delivery ran for this week: {report.summary()}.")
 
     def advance(self, values: dict[str, str]) -> str:
         """Move the local clock a week ahead, then let the scheduler's tick run."""
