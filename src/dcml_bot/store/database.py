@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,23 @@ def _ensure_sqlite_directory(url: URL) -> None:
         directory.mkdir(parents=True, exist_ok=True)
 
 
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode (kept in the file, so this is a read once it is)."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    # Switching a fresh file to WAL while other processes open it can answer "database is
+    # locked" at once: SQLite does not call the busy handler for this pragma. Wait it out.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -89,7 +107,7 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             # busy_timeout first, so switching to WAL waits for other connections' locks.
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
