@@ -14,6 +14,10 @@ has its own SQLite database, created and migrated by an unmeasured first start (
 - baseline: bench/bare_bolt_app.py (Bolt + Starlette + uvicorn, auth.test at start, /healthz),
   started the same way.
 
+Also reported, as a floor: ``stack imports`` is a child that imports the libraries a Slack-only
+``serve`` needs (Bolt, Starlette, uvicorn, SQLAlchemy's ORM, pydantic-settings, Typer,
+markdown-it, APScheduler, prometheus_client) and exits, timed from spawn to exit.
+
 Target: slack-only median <= 2x the baseline's. The runs of the configurations are interleaved
 (round-robin) so that drift on the machine affects them alike.
 """
@@ -22,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchkit import (
@@ -37,6 +44,18 @@ from benchkit import (
     serve_command,
     setup_logging,
 )
+
+STACK = (
+    "import slack_bolt, starlette, uvicorn, sqlalchemy.orm, pydantic_settings, typer, "
+    "markdown_it, apscheduler.schedulers.background, prometheus_client"
+)
+
+
+def stack_imports() -> float:
+    """Seconds to spawn an interpreter that imports the Slack-only stack and exits."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", STACK], check=True)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -69,6 +88,9 @@ def main() -> None:
 
         configs = ["bare bolt app", "local-only", "slack-only", "feishu-enabled"]
         for run in range(args.runs + 1):
+            floor = stack_imports()
+            if run:
+                times.setdefault("stack imports", []).append(floor)
             for config in configs:
                 port = free_port()
                 cmd, env = command(config, port)
@@ -105,6 +127,16 @@ def main() -> None:
             first[config],
             statistics.median(samples) / bare,
         )
+    floor = times["stack imports"]
+    log.info(
+        "%-16s %8.3f %8.3f %8s %13.2fx  (imports only: %s)",
+        "stack imports",
+        min(floor),
+        statistics.median(floor),
+        "-",
+        statistics.median(floor) / bare,
+        STACK.removeprefix("import "),
+    )
     log.info("target: slack-only median <= 2x the bare Bolt app's")
 
 

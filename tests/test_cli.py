@@ -144,11 +144,25 @@ def test_config_catalog_path_is_relative_to_the_config_file(tmp_path: Path) -> N
 def test_bad_config_is_named(tmp_path: Path) -> None:
     config = tmp_path / "bot.toml"
     config.write_text('port = "eighty"\n[delivery]\nday = "someday"\n')
-    result = run("--config", str(config), "catalog", "check")
+    result = run("--config", str(config), "remind", "--dry-run")
     assert result.returncode == 2
     assert f"{config}: port:" in result.stderr
     assert f"{config}: delivery.day:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_catalog_commands_read_only_the_catalog_key(tmp_path: Path) -> None:
+    # They start without typing the whole config (no pydantic-settings): a bad unrelated key is
+    # for the commands that use it, a bad catalog key is named.
+    config = tmp_path / "bot.toml"
+    config.write_text(f'catalog = "{GUIDE}"\nport = "eighty"\n')
+    assert run("--config", str(config), "catalog", "check").returncode == 0
+    config.write_text("catalog = ['a.md']\n")
+    for command in (["catalog", "check"], ["catalog", "show"]):
+        result = run("--config", str(config), *command)
+        assert result.returncode == 2
+        assert f"{config}: catalog: expected a file path or an http(s) URL" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 class _GuideHandler(BaseHTTPRequestHandler):

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = (
     "sqlalchemy",
     "alembic",
+    "pydantic_settings",
     "slack_bolt",
     "slack_sdk",
     "lark_oapi",

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dcml_bot.cli import app
-from dcml_bot.settings import PACKAGED_CONFIG, PACKAGED_GUIDE, packaged_file
+from dcml_bot.config import PACKAGED_CONFIG, PACKAGED_GUIDE, packaged_file
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO_CONFIG = ROOT / "config" / "dcml-bot.toml"

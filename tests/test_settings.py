@@ -41,7 +41,8 @@ def test_shipped_config_matches_the_defaults() -> None:
 
 
 def test_every_field_is_documented_in_the_shipped_config() -> None:
-    from dcml_bot.settings import SECRET_ENV, Settings
+    from dcml_bot.config import SECRET_ENV
+    from dcml_bot.settings import Settings
 
     text = (ROOT / "config" / "dcml-bot.toml").read_text(encoding="utf-8")
     for name, field in Settings.model_fields.items():
@@ -156,7 +157,7 @@ def test_missing_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_without_a_config_file_the_packaged_guide_and_the_data_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dcml_bot.settings import packaged_guide
+    from dcml_bot.config import packaged_guide
 
     monkeypatch.chdir(tmp_path)  # no ./config/dcml-bot.toml here
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -188,3 +189,36 @@ def test_an_explicit_database_url_beats_the_data_directory(
     settings = load_settings(path)
     assert settings.database_url == "postgresql+psycopg://dcml:secret@db:5432/dcml"
     assert settings.data_location == "postgresql+psycopg://dcml:***@db:5432/dcml"
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        ('catalog = "guide.md"\n', None),
+        ('catalog = "guide.md"\n', "other.md"),
+        ('catalog = "/srv/lab/guide.md"\n', None),
+        ('catalog = "https://example.org/guide.md"\n', None),
+        ("", None),
+        ("", "https://example.org/env.md"),
+    ],
+)
+def test_the_catalog_commands_find_the_guide_the_settings_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: str | None
+) -> None:
+    # `catalog show/check` read the location without building Settings (no pydantic at start).
+    from dcml_bot.config import catalog_location, read_config
+
+    path = write(tmp_path, text)
+    if env is not None:
+        monkeypatch.setenv("dcml_bot_catalog", env)  # any case, as pydantic-settings reads it
+    assert catalog_location(read_config(path)) == load_settings(path).catalog
+
+
+def test_the_catalog_commands_refuse_a_catalog_that_is_not_text(tmp_path: Path) -> None:
+    from dcml_bot.config import catalog_location, read_config
+
+    path = write(tmp_path, "catalog = 3\n")
+    with pytest.raises(SettingsError, match="catalog: expected a file path or an http"):
+        catalog_location(read_config(path))
+    with pytest.raises(SettingsError, match="catalog"):
+        load_settings(path)

@@ -12,18 +12,19 @@ import typer
 
 from dcml_bot.catalog import Catalog, CatalogError, Entry, QueryError, build_query, run_query
 from dcml_bot.catalog.loader import load_catalog_from
-from dcml_bot.settings import Settings, SettingsError, load_settings
+from dcml_bot.config import SettingsError, catalog_location, read_config
 
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
     from dcml_bot.app import Service
+    from dcml_bot.settings import Settings
 
 # Imports are where they are needed: the catalog commands only parse and print, so the database
-# (SQLAlchemy), the bot's wiring and the chat SDKs are imported inside the commands that use them
-# (tests/test_cli_imports.py keeps it that way), and rich's console, tables and progress bars
-# inside the commands that print with them (`serve` prints one line).
+# (SQLAlchemy), the typed settings (pydantic), the bot's wiring and the chat SDKs are imported
+# inside the commands that use them (tests/test_cli_imports.py keeps it that way), and rich's
+# console, tables and progress bars inside the commands that print with them.
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _settings() -> Settings:
+    from dcml_bot.settings import load_settings
+
     try:
         return load_settings(_State.config)
     except SettingsError as exc:
@@ -90,9 +93,13 @@ def _say_where(settings: Settings) -> None:
 
 
 def _load(path: str | None) -> Catalog:
-    source = path if path is not None else _settings().catalog
+    if path is None:
+        try:
+            path = catalog_location(read_config(_State.config))
+        except SettingsError as exc:
+            raise _fail(str(exc), 2) from None
     try:
-        return load_catalog_from(source)
+        return load_catalog_from(path)
     except CatalogError as exc:
         raise _fail(str(exc)) from None
 
@@ -403,7 +410,7 @@ def init(
     """Write a commented config and a copy of the guide for a lab to edit."""
     import shlex
 
-    from dcml_bot.settings import PACKAGED_CONFIG, PACKAGED_GUIDE, packaged_file
+    from dcml_bot.config import PACKAGED_CONFIG, PACKAGED_GUIDE, packaged_file
 
     config = directory / PACKAGED_CONFIG
     guide = directory / "catalog" / PACKAGED_GUIDE  # the config says catalog = "catalog/dcml.md"

@@ -55,6 +55,7 @@ def serve(service: Service, host: str, port: int) -> None:
         log_config=None,  # keep the bot's own logging set-up
         access_log=False,
         server_header=False,
+        ws="none",  # no WebSocket route: nothing to upgrade to, and nothing to import
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tomllib
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,39 +21,22 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DEFAULT_CONFIG = Path("config/dcml-bot.toml")
-CONFIG_ENV = "DCML_BOT_CONFIG"
+from dcml_bot.config import (
+    ENV_PREFIX,
+    SECRET_ENV,
+    SettingsError,
+    env_value,
+    is_url,
+    packaged_guide,
+    read_config,
+)
+
 HOME_ENV = "DCML_BOT_HOME"
-ENV_PREFIX = "DCML_BOT_"
 APP_NAME = "dcml-bot"
 DATABASE_FILE = "dcml-bot.sqlite3"
-# Shipped inside the package (src/dcml_bot/defaults/), so an installed bot runs from anywhere.
-PACKAGED_CONFIG = "dcml-bot.toml"
-PACKAGED_GUIDE = "dcml.md"
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Language = Literal["en", "zh"]
-
-# Secret name -> environment variable; these are never read from the config file.
-SECRET_ENV = {
-    "slack_bot_token": "SLACK_BOT_TOKEN",
-    "slack_signing_secret": "SLACK_SIGNING_SECRET",
-    "slack_app_token": "SLACK_APP_TOKEN",
-    "feishu_app_id": "FEISHU_APP_ID",
-    "feishu_app_secret": "FEISHU_APP_SECRET",
-    "feishu_verification_token": "FEISHU_VERIFICATION_TOKEN",
-    "feishu_encrypt_key": "FEISHU_ENCRYPT_KEY",
-}
-
-
-def packaged_file(name: str) -> Traversable:
-    """A file shipped in the package's ``defaults/`` folder (the config or the guide)."""
-    return resources.files("dcml_bot") / "defaults" / name
-
-
-def packaged_guide() -> str:
-    """Path of the packaged reading list: the catalog when no config file names one."""
-    return str(packaged_file(PACKAGED_GUIDE))
 
 
 def data_home() -> Path:
@@ -70,10 +50,6 @@ def data_home() -> Path:
 def default_database_url() -> str:
     """The SQLite database in :func:`data_home`, used unless ``database_url`` is set."""
     return f"sqlite:///{data_home() / DATABASE_FILE}"
-
-
-class SettingsError(Exception):
-    """Invalid configuration; the message names the file or variable and the key."""
 
 
 def _check_timezone(value: str) -> str:
@@ -243,7 +219,7 @@ class Settings(BaseSettings):
     @property
     def catalog_is_url(self) -> bool:
         """True when the catalog is fetched over http(s)."""
-        return urlsplit(self.catalog).scheme in {"http", "https"}
+        return is_url(self.catalog)
 
     @property
     def catalog_path(self) -> Path:
@@ -271,7 +247,7 @@ class Settings(BaseSettings):
 
 
 def _from_env(key: str) -> bool:
-    return any(name.upper() == f"{ENV_PREFIX}{key}".upper() for name in os.environ)
+    return env_value(key) is not None
 
 
 def _describe_error(error: Any, file_keys: set[str], origin: str) -> str:
@@ -290,56 +266,14 @@ def _describe_error(error: Any, file_keys: set[str], origin: str) -> str:
     return f"{where}: {message}"
 
 
-def config_path_from(explicit: Path | None) -> Path | None:
-    """The config file: ``--config``, else ``DCML_BOT_CONFIG``, else the default when present.
-
-    ``None`` means no file: the built-in defaults, with the packaged guide as the catalog.
-    """
-    if explicit is not None:
-        return explicit
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return Path(env)
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
-
-
 def load_settings(config: Path | None = None) -> Settings:
     """Build Settings from the config file and environment; raises SettingsError with specifics."""
-    path = config_path_from(config)
-    data: dict[str, Any] = {}
-    origin = str(path) if path else "<defaults>"
-    if path is not None:
-        try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            raise SettingsError(f"{path}: config file not found") from None
-        except IsADirectoryError:
-            raise SettingsError(f"{path}: is a directory, expected a TOML file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{path}: invalid TOML: {exc}") from None
-        except UnicodeDecodeError:
-            raise SettingsError(f"{path}: not UTF-8 text") from None
-    for key in data:
-        if key in SECRET_ENV or key.upper() in SECRET_ENV.values():
-            env = SECRET_ENV.get(key, key.upper())
-            raise SettingsError(
-                f"{origin}: {key}: secrets are read from the environment only; "
-                f"remove it from the file and set {env} instead"
-            )
-    catalog = data.get("catalog")
-    # A relative catalog path in the file means "next to this file", wherever we run from.
-    if (
-        path is not None
-        and isinstance(catalog, str)
-        and not _from_env("catalog")
-        and urlsplit(catalog).scheme not in {"http", "https"}
-        and not Path(catalog).expanduser().is_absolute()
-    ):
-        data["catalog"] = str(path.parent / catalog)
+    file = read_config(config)
     try:
-        settings = Settings(**data)
+        settings = Settings(**file.data)
     except ValidationError as exc:
-        problems = "; ".join(_describe_error(err, set(data), origin) for err in exc.errors())
+        problems = "; ".join(
+            _describe_error(err, set(file.data), file.origin) for err in exc.errors()
+        )
         raise SettingsError(problems) from None
-    return settings.model_copy(update={"config_path": path})
+    return settings.model_copy(update={"config_path": file.path})

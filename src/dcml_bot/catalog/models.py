@@ -1,12 +1,12 @@
-"""Pydantic models for a parsed reading-list catalog."""
+"""The parsed reading-list catalog: frozen value types (plain dataclasses: nothing here is validated
+from outside, and they cost nothing to import)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class Level(StrEnum):
@@ -23,6 +23,9 @@ class Level(StrEnum):
 
 
 _LEVEL_RANK = {Level.ESSENTIAL: 0, Level.OPTIONAL: 1, Level.ADVANCED: 2}
+
+# The track every member reads: a single guide, or an index's own entries.
+COMMON = "common"
 
 
 class Kind(StrEnum):
@@ -44,10 +47,9 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-class Problem(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
     """One thing wrong with a catalog file, located by line."""
-
-    model_config = ConfigDict(frozen=True)
 
     path: str
     line: int
@@ -58,20 +60,23 @@ class Problem(BaseModel):
         return f"{self.path}:{self.line}: {self.severity.value}: {self.message}"
 
 
-class Placement(BaseModel):
-    """Where one listing of an entry sits in the guide."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Where one listing of an entry sits: its track, section, topic, line, and its level there.
 
-    model_config = ConfigDict(frozen=True)
+    ``level`` is the entry's level in that track's guide (the same for every listing in one guide).
+    """
 
     section: str | None
     topic: str | None
     line: int
+    track: str = COMMON
+    level: Level | None = None
 
 
-class Entry(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
     """One readable item, merged over every place the guide lists it."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     title: str
@@ -82,7 +87,7 @@ class Entry(BaseModel):
     icons: tuple[str, ...] = ()
     acronym: str | None = None
     notes: tuple[str, ...] = ()
-    placements: tuple[Placement, ...] = Field(min_length=1)
+    placements: tuple[Placement, ...]
     position: int
 
     @property
@@ -106,6 +111,18 @@ class Entry(BaseModel):
         return tuple(dict.fromkeys(p.section for p in self.placements if p.section))
 
     @property
+    def tracks(self) -> tuple[str, ...]:
+        """Every track whose guide lists the entry, in guide order, without repeats."""
+        return tuple(dict.fromkeys(p.track for p in self.placements))
+
+    def level_in(self, scope: Collection[str] | None) -> Level | None:
+        """The entry's most essential level over the tracks in scope (None: every track)."""
+        if scope is None:
+            return self.level
+        levels = [p.level for p in self.placements if p.track in scope and p.level is not None]
+        return min(levels, key=lambda level: level.rank, default=None)
+
+    @property
     def topic(self) -> str | None:
         """Topic of the first listing, or its section when it has no topic."""
         return self.placements[0].topic or self.placements[0].section
@@ -127,13 +144,13 @@ class Entry(BaseModel):
             "notes": list(self.notes),
             "line": self.line,
             "lines": [p.line for p in self.placements],
+            "tracks": list(self.tracks),
         }
 
 
-class Topic(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Topic:
     """A topic heading (usually a ``<details>`` summary) with its notes."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     section: str | None
@@ -141,23 +158,31 @@ class Topic(BaseModel):
     notes: tuple[str, ...] = ()
 
 
-class Section(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
     """A section heading with its description notes."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     line: int
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Track:
+    """A reading direction: one guide, named after its folder, titled from the index heading."""
+
+    name: str
+    title: str
+    source: str  # the guide's path or URL
+    line: int | None = None  # the index line that links it (None: one guide, or from config)
+
+
 T = TypeVar("T")
 
 
-class Catalog(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Catalog:
     """A parsed guide: its entries in reading order, structure, legend and problems."""
-
-    model_config = ConfigDict(frozen=True)
 
     source: str
     title: str | None
@@ -168,12 +193,14 @@ class Catalog(BaseModel):
     entries: tuple[Entry, ...]
     listings: int
     problems: tuple[Problem, ...] = ()
-    _by_id: dict[str, Entry] = PrivateAttr(default_factory=dict)
-    _memo: dict[str, Any] = PrivateAttr(default_factory=dict)
+    tracks: tuple[Track, ...] = ()
+    _by_id: dict[str, Entry] = field(init=False, repr=False, compare=False)
+    _memo: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    def model_post_init(self, context: Any, /) -> None:
+    def __post_init__(self) -> None:
         """Index entries by id."""
-        self._by_id = {entry.id: entry for entry in self.entries}
+        object.__setattr__(self, "_by_id", {entry.id: entry for entry in self.entries})
+        object.__setattr__(self, "_memo", {})
 
     def memo(self, name: str, build: Callable[[], T]) -> T:
         """A value derived from this (immutable) catalog, built once: e.g. search indexes."""

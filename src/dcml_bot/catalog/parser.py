@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -20,6 +20,7 @@ from dcml_bot.catalog.icons import (
 )
 from dcml_bot.catalog.identity import arxiv_id, entry_id
 from dcml_bot.catalog.models import (
+    COMMON,
     Catalog,
     Entry,
     Kind,
@@ -29,6 +30,7 @@ from dcml_bot.catalog.models import (
     Section,
     Severity,
     Topic,
+    Track,
 )
 from dcml_bot.catalog.source import CatalogError, read_catalog_file
 
@@ -120,6 +122,7 @@ class _Raw:
     acronym: str | None
     notes: list[str]
     placement: Placement
+    unlevelled: bool = False  # no level icon: unclassified, or essential in a guide without levels
 
 
 @dataclass
@@ -144,6 +147,9 @@ class _Walk:
     problems: list[Problem] = field(default_factory=list)
     last_list_end: int = -1
     last_list_entry: _Raw | None = None
+    track: str = COMMON
+    base_url: str | None = None  # what relative links resolve against
+    skip_links: frozenset[str] = frozenset()  # the tracks' guides: links to them are navigation
 
     def problem(self, line: int, severity: Severity, message: str) -> None:
         self.problems.append(
@@ -283,6 +289,8 @@ def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | 
             trailing.append(child)
         index += 1
 
+    if link is not None and link[0].partition("#")[0] in walk.skip_links:
+        return None  # a link to a track's guide (or a heading in it): navigation, not reading
     inline_level, icons, words = _split_prefix("".join(prefix_parts), walk.legend)
     if level_icon is None and not explicit_marker:
         level_icon = inline_level
@@ -322,18 +330,13 @@ def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | 
             title = f"{words} {link_text}".strip() if words else link_text
             if not title:
                 title, title_from_url = _derived_title(href), True
-        if url and urlsplit(url).scheme not in {"http", "https"}:
-            walk.problem(line, Severity.WARNING, f"link is not an http(s) URL: {url}")
+        url = _resolve(walk, url, line)
     else:
         title = words
         walk.problem(line, Severity.WARNING, f"entry has no link: {title}")
 
     level: Level | None = None
-    if level_icon is None:
-        walk.problem(
-            line, Severity.WARNING, f"entry has no level icon; listed as unclassified: {title}"
-        )
-    else:
+    if level_icon is not None:
         level = walk.legend.get(level_icon)
         if level is None:
             known = ", ".join(f"{icon} {lvl.value}" for icon, lvl in walk.legend.items())
@@ -365,8 +368,27 @@ def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | 
         icons=icons,
         acronym=acronym,
         notes=notes,
-        placement=Placement(section=walk.section, topic=walk.topic, line=line),
+        placement=Placement(section=walk.section, topic=walk.topic, line=line, track=walk.track),
+        unlevelled=level_icon is None,
     )
+
+
+def _resolve(walk: _Walk, url: str | None, line: int) -> str | None:
+    """A link made absolute against the guide's address; relative ones without one are warned."""
+    if not url or urlsplit(url).scheme in {"http", "https"}:
+        return url
+    if urlsplit(url).scheme or url.startswith("#"):
+        walk.problem(line, Severity.WARNING, f"link is not an http(s) URL: {url}")
+        return url
+    if walk.base_url is None:
+        walk.problem(
+            line,
+            Severity.WARNING,
+            f"relative link {url} is shown as is: set link_base to the repository's web address "
+            "(or serve the guide from its URL) to resolve it",
+        )
+        return url
+    return urljoin(walk.base_url, url)
 
 
 def _quote_text(tokens: list[Token]) -> str:
@@ -467,8 +489,21 @@ def _is_legend(walk: _Walk, text: str) -> bool:
     return walk.legend_from_file and bool(parse_legend(text))
 
 
-def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
-    """Parse guide text into a Catalog; raises CatalogError when it holds no entries."""
+def parse_catalog(
+    text: str,
+    source: str = "<catalog>",
+    *,
+    track: str = COMMON,
+    base_url: str | None = None,
+    skip_links: frozenset[str] = frozenset(),
+    allow_empty: bool = False,
+) -> Catalog:
+    """Parse guide text into a Catalog; raises CatalogError when it holds no entries.
+
+    ``track`` names the guide's track; relative links resolve against ``base_url``; links to
+    ``skip_links`` (other guides, with or without an anchor) are navigation, not entries.
+    ``allow_empty``: an index may list nothing but its tracks.
+    """
     md = _markdown()
     tokens = md.parse(text)
     file_legend = _find_legend(tokens)
@@ -480,6 +515,9 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         legend=file_legend or dict(DEFAULT_LEGEND),
         legend_from_file=bool(file_legend),
         section_level=section_level,
+        track=track,
+        base_url=base_url,
+        skip_links=skip_links,
     )
     index = 0
     while index < len(tokens):
@@ -522,13 +560,25 @@ def parse_catalog(text: str, source: str = "<catalog>") -> Catalog:
         if token.type not in _LIST_OPEN:
             walk.last_list_entry = None
         index = end
-    return _assemble(walk, text)
+    return _assemble(walk, allow_empty)
 
 
-def _assemble(walk: _Walk, text: str) -> Catalog:
+def _assemble(walk: _Walk, allow_empty: bool) -> Catalog:
     """Merge listings of the same item and freeze the result."""
     merged: dict[str, _Raw] = {}
     placements: dict[str, list[Placement]] = {}
+    if not any(raw.level is not None or raw.level_icon for raw in walk.raws):
+        # A guide without any level icon (an index's starter list): everything is essential.
+        for raw in walk.raws:
+            raw.level = Level.ESSENTIAL
+    else:
+        for raw in walk.raws:
+            if raw.unlevelled:
+                walk.problem(
+                    raw.placement.line,
+                    Severity.WARNING,
+                    f"entry has no level icon; listed as unclassified: {raw.title}",
+                )
     for raw in walk.raws:
         key = entry_id(raw.url, raw.title)
         first = merged.get(key)
@@ -567,7 +617,7 @@ def _assemble(walk: _Walk, text: str) -> Catalog:
                 first.notes.append(note)
         first.acronym = first.acronym or raw.acronym
 
-    if not merged:
+    if not merged and not allow_empty:
         raise CatalogError(
             f"{walk.source}: no reading-list entries found "
             "(expected list items such as - `⚡` 📄 [Title](https://…))"
@@ -583,18 +633,16 @@ def _assemble(walk: _Walk, text: str) -> Catalog:
             icons=tuple(raw.icons),
             acronym=raw.acronym,
             notes=tuple(n for n in raw.notes if n),
-            placements=tuple(placements[key]),
+            placements=tuple(replace(p, level=raw.level) for p in placements[key]),
             position=position,
         )
         for position, (key, raw) in enumerate(merged.items())
     )
     sections = tuple(
-        s.model_copy(update={"notes": tuple(walk.section_notes.get(i, ()))})
-        for i, s in enumerate(walk.sections)
+        replace(s, notes=tuple(walk.section_notes.get(i, ()))) for i, s in enumerate(walk.sections)
     )
     topics = tuple(
-        t.model_copy(update={"notes": tuple(walk.topic_notes.get(i, ()))})
-        for i, t in enumerate(walk.topics)
+        replace(t, notes=tuple(walk.topic_notes.get(i, ()))) for i, t in enumerate(walk.topics)
     )
     problems = tuple(sorted(walk.problems, key=lambda p: (p.line, p.severity != Severity.ERROR)))
     return Catalog(
@@ -607,6 +655,7 @@ def _assemble(walk: _Walk, text: str) -> Catalog:
         entries=entries,
         listings=len(walk.raws),
         problems=problems,
+        tracks=(Track(name=walk.track, title=walk.title or walk.source, source=walk.source),),
     )
 
 

@@ -6,8 +6,7 @@ import re
 import shlex
 import unicodedata
 from collections.abc import Callable, Iterable
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from dcml_bot.catalog.icons import DEFAULT_LEGEND, KIND_ICONS, normalise_icon
 from dcml_bot.catalog.models import Catalog, Entry, Kind, Level
@@ -58,10 +57,9 @@ class QueryError(ValueError):
     """A query term that names nothing; the message says what is accepted."""
 
 
-class Query(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
     """A parsed query; every non-empty part must match (AND)."""
-
-    model_config = ConfigDict(frozen=True)
 
     levels: frozenset[Level] = frozenset()
     kinds: frozenset[Kind] = frozenset()

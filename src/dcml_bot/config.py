@@ -1,0 +1,134 @@
+"""The config file before typing: where it is, its TOML, and the rules every key obeys in it.
+
+Kept free of pydantic so that commands needing only the guide's location (``catalog show``,
+``catalog check``) start quickly; :mod:`dcml_bot.settings` types the same data.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG = Path("config/dcml-bot.toml")
+CONFIG_ENV = "DCML_BOT_CONFIG"
+ENV_PREFIX = "DCML_BOT_"
+# Shipped inside the package (src/dcml_bot/defaults/), so an installed bot runs from anywhere.
+PACKAGED_CONFIG = "dcml-bot.toml"
+PACKAGED_GUIDE = "dcml.md"
+
+# Secret name -> environment variable; these are never read from the config file.
+SECRET_ENV = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "feishu_app_id": "FEISHU_APP_ID",
+    "feishu_app_secret": "FEISHU_APP_SECRET",
+    "feishu_verification_token": "FEISHU_VERIFICATION_TOKEN",
+    "feishu_encrypt_key": "FEISHU_ENCRYPT_KEY",
+}
+
+
+class SettingsError(Exception):
+    """A configuration problem, with the file or variable and what is wrong."""
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """The config file's keys as read (secrets refused, relative guide paths resolved)."""
+
+    path: Path | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        """How errors name where a key came from."""
+        return str(self.path) if self.path else "<defaults>"
+
+
+def packaged_file(name: str) -> Traversable:
+    """A file shipped in the package's ``defaults/`` folder (the config or the guide)."""
+    return resources.files("dcml_bot") / "defaults" / name
+
+
+def packaged_guide() -> str:
+    """Path of the packaged reading list: the catalog when no config file names one."""
+    return str(packaged_file(PACKAGED_GUIDE))
+
+
+def env_value(key: str) -> str | None:
+    """``DCML_BOT_<KEY>`` from the environment (any case, as pydantic-settings reads it)."""
+    wanted = f"{ENV_PREFIX}{key}".upper()
+    for name, value in os.environ.items():
+        if name.upper() == wanted:
+            return value
+    return None
+
+
+def config_path_from(explicit: Path | None) -> Path | None:
+    """The config file: ``--config``, else ``DCML_BOT_CONFIG``, else the default when present.
+
+    ``None`` means no file: the built-in defaults, with the packaged guide as the catalog.
+    """
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def is_url(location: str) -> bool:
+    """True for an http(s) URL, as opposed to a file path."""
+    return urlsplit(location).scheme in {"http", "https"}
+
+
+def read_config(config: Path | None = None) -> ConfigFile:
+    """Read the config file (see :func:`config_path_from`); raises SettingsError with specifics."""
+    path = config_path_from(config)
+    if path is None:
+        return ConfigFile(None)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a directory, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not UTF-8 text") from None
+    for key in data:
+        if key in SECRET_ENV or key.upper() in SECRET_ENV.values():
+            env = SECRET_ENV.get(key, key.upper())
+            raise SettingsError(
+                f"{path}: {key}: secrets are read from the environment only; "
+                f"remove it from the file and set {env} instead"
+            )
+    catalog = data.get("catalog")
+    # A relative catalog path in the file means "next to this file", wherever we run from.
+    if (
+        isinstance(catalog, str)
+        and env_value("catalog") is None
+        and not is_url(catalog)
+        and not Path(catalog).expanduser().is_absolute()
+    ):
+        data["catalog"] = str(path.parent / catalog)
+    return ConfigFile(path, data)
+
+
+def catalog_location(config: ConfigFile) -> str:
+    """The guide: ``DCML_BOT_CATALOG``, else the file's ``catalog``, else the packaged one."""
+    value = env_value("catalog")
+    if value is not None:
+        return value
+    catalog = config.data.get("catalog", packaged_guide())
+    if not isinstance(catalog, str) or not catalog:
+        raise SettingsError(f"{config.origin}: catalog: expected a file path or an http(s) URL")
+    return catalog
