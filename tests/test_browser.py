@@ -178,3 +178,77 @@ def test_switching_members_and_bad_input_in_the_browser(server: Server, page: Pa
 
     page.goto(server.base + "/?as=nobody")
     expect(page.locator("#error")).to_contain_text("no member")
+
+
+def _starter_copy(tmp: Path) -> tuple[Path, str, str]:
+    """The starter guide with one dcml paper listed in systems too: (index, its id, its title)."""
+    import shutil
+
+    from dcml_bot.catalog.guides import Guides
+
+    source = Path(__file__).resolve().parent / "data" / "starter-guide"
+    shutil.copytree(source, tmp / "guide")
+    index = tmp / "guide" / "Readme.md"
+    catalog = Guides(str(index)).load().catalog
+    assert catalog is not None
+    shared = next(e for e in catalog.entries if e.tracks == ("dcml",) and e.url)
+    systems = tmp / "guide" / "docs" / "systems" / "Readme.md"
+    with systems.open("a", encoding="utf-8") as guide:
+        guide.write(f"\n### Shared\n\n- `💡` 📄 [{shared.title}]({shared.url})\n")
+    return index, shared.id, shared.title
+
+
+def test_a_newcomer_picks_a_direction_in_the_browser(tmp_path: Path, page: Page) -> None:
+    from dcml_bot.catalog.guides import Guides
+
+    index, shared_id, shared_title = _starter_copy(tmp_path)
+    catalog = Guides(str(index)).load().catalog
+    assert catalog is not None
+    allowed = {e.id for e in catalog.entries if {"common", "systems"} & set(e.tracks)}
+    server = Server(tmp_path)
+    server.env["DCML_BOT_CATALOG"] = str(index)
+    server.start()
+    try:
+        page.goto(server.base + "/")
+        page.fill("#add-member input[name=name]", "Ada")
+        page.click("#add-member button")
+        welcome = page.locator("#dms .reply").first
+        expect(welcome).to_contain_text("Which direction are you in?")
+        expect(welcome.locator("button[data-action=track]")).to_have_count(4)
+
+        welcome.locator("button[data-action=track]", has_text="AI系统方向").click()
+        expect(page.locator("#chat .reply").first).to_contain_text(
+            "You now read systems and the common list"
+        )
+        # The welcome stays as it was: its first paper keeps its buttons.
+        expect(page.locator("#dms .reply").first.locator("button[data-action=done]")).to_have_count(
+            1
+        )
+        expect(page.locator("#members a[data-member=ada]")).to_contain_text("systems")
+
+        page.fill("#command input[name=text]", "/dcml essential")
+        page.click("#command button")
+        answer = page.locator("#chat .reply").first
+        expect(answer).to_contain_text("CMU DL Systems课程")  # a systems essential
+        expect(answer).to_contain_text("Crafting Your Research Future")  # a common one
+        expect(answer).not_to_contain_text("MIT DCAI 2024")  # dcml's first essential
+        for item in answer.locator("li[data-item]").all():
+            assert item.get_attribute("data-item") in allowed
+
+        # A week later the paper comes from common or systems.
+        page.click("#advance")
+        expect(page.locator("#notice")).to_contain_text("1 weekly paper(s) went out")
+        weekly = page.locator("#dms .reply").first
+        expect(weekly).to_contain_text("Your paper for")
+        assert weekly.locator("li[data-item]").first.get_attribute("data-item") in allowed
+
+        # The shared paper, marked done while reading systems, is done in dcml too.
+        page.fill("#command input[name=text]", f"/dcml done {shared_id}")
+        page.click("#command button")
+        expect(page.locator("#chat .reply").first).to_contain_text(shared_title)
+        page.fill("#command input[name=text]", "/dcml track dcml")
+        page.click("#command button")
+        expect(page.locator("#chat .reply").first).to_contain_text("You now read dcml")
+        expect(page.locator("#home")).to_contain_text("▸ Data-Centric ML方向: 1 of 43 read")
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,15 +30,16 @@ from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 from pydantic import SecretStr
 
 from dcml_bot.app import Service, build_service
+from dcml_bot.catalog.models import COMMON
 from dcml_bot.core.delivery import weekly_key
 from dcml_bot.core.i18n import text
-from dcml_bot.core.plan import READ
+from dcml_bot.core.plan import READ, in_scope
 from dcml_bot.platforms.feishu import delivery_uuid
-from dcml_bot.platforms.feishu_cards import check_card
+from dcml_bot.platforms.feishu_cards import check_card, escape_markdown, safe_url
 from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command
 from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.server import build_http_app
-from dcml_bot.settings import load_settings
+from dcml_bot.settings import TrackSettings, load_settings
 from fakes import FakeAPI, running
 from support import CONFIG, MONDAY_SLOT, WEEK, Clock
 
@@ -283,11 +285,15 @@ class Feishu:
             store.set_enrolled(member.id, True, now)
 
 
-def feishu_settings(db_url: str, fake: FakeFeishu, **feishu: Any) -> Any:
+def feishu_settings(
+    db_url: str, fake: FakeFeishu, *, update: dict[str, Any] | None = None, **feishu: Any
+) -> Any:
+    """The test settings with Feishu on ``fake``; ``update``: other settings to change."""
     settings = load_settings(CONFIG)
     options = settings.feishu.model_copy(update={"groups": [LAB_GROUP], **feishu})
     return settings.model_copy(
         update={
+            **(update or {}),
             "database_url": db_url,
             "admins": ["feishu:ou_admin"],
             "feishu_domain": fake.base,
@@ -314,10 +320,13 @@ def fresh_token_cache() -> Iterator[None]:
 
 
 @contextmanager
-def serve_feishu(db_url: str, **feishu: Any) -> Iterator[Feishu]:
+def serve_feishu(
+    db_url: str, *, update: dict[str, Any] | None = None, **feishu: Any
+) -> Iterator[Feishu]:
     fake = FakeFeishu().start()
     clock = Clock(DELIVERY_TIME)
-    service = build_service(feishu_settings(db_url, fake, **feishu), clock=clock, schedule=False)
+    settings = feishu_settings(db_url, fake, update=update, **feishu)
+    service = build_service(settings, clock=clock, schedule=False)
     try:
         with running(build_http_app(service)) as base:
             yield Feishu(service, base, fake, clock)
@@ -663,6 +672,144 @@ def test_pacer_spaces_sends_per_target_and_per_app() -> None:
     pacer.wait("ou_b")  # another user: only the app interval
     pacer.wait("ou_a")  # same user again: the user interval from its first send
     assert waits == [0.02, 0.2]
+
+
+# --- directions (tracks) ----------------------------------------------------------------------
+
+STARTER = Path(__file__).parent / "data" / "starter-guide" / "Readme.md"
+DIRECTIONS = ["systems", "autoML", "dcml", "graphs"]
+SYSTEMS_GROUP = "oc_systems_group"
+ML_GROUP = "oc_ml_group"  # mapped by two directions
+# A Markdown link as a card's markdown element has it: [text](target).
+CARD_LINK = re.compile(r"\[[^\[\]]*\]\(([^()\s]*)\)")
+
+
+@pytest.fixture
+def directions(db_url: str) -> Iterator[Feishu]:
+    """The bot on the starter guide (an index of four directions), with direction groups."""
+    tracks = {
+        "systems": TrackSettings(groups=[SYSTEMS_GROUP]),
+        "autoML": TrackSettings(groups=[ML_GROUP]),
+        "dcml": TrackSettings(groups=[ML_GROUP]),
+    }
+    with serve_feishu(db_url, update={"catalog": str(STARTER), "tracks": tracks}) as running_bot:
+        yield running_bot
+
+
+def card_press(open_id: str, value: Any, message_id: str) -> dict[str, Any]:
+    """A card.action.trigger of a button with callback ``value`` on message ``message_id``."""
+    press = payload("card.action.trigger")
+    press["header"]["event_id"] = uuid.uuid4().hex
+    press["event"]["operator"]["open_id"] = open_id
+    press["event"]["action"]["value"] = value
+    press["event"]["context"]["open_message_id"] = message_id
+    return press
+
+
+def track_values(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """The callback values of a card's direction buttons, in order."""
+    values = [b["behaviors"][0]["value"] for b in buttons(card)]
+    return [v for v in values if v["action"] == "track"]
+
+
+def card_text(card: dict[str, Any]) -> str:
+    return json.dumps(card["body"], ensure_ascii=False)
+
+
+def test_a_newcomer_picks_a_direction_on_the_welcome_card(directions: Feishu) -> None:
+    bot = directions
+    assert bot.post(user_added(LAB_GROUP, "ou_pick")).status_code == 200
+    bot.platform.drain()
+    [welcome] = bot.fake.to("ou_pick")
+    card = card_of(welcome)
+    values = track_values(card)
+    assert [v["value"] for v in values] == DIRECTIONS
+    labels = [b["text"]["content"] for b in buttons(card) if b["behaviors"][0]["value"] in values]
+    assert labels[0].startswith("AI系统方向") and labels[3].startswith("Graph方向")
+    assert escape_markdown(text("zh", "welcome.pick")) in card_text(card)
+    assert bot.member("ou_pick").tracks is None
+
+    response = bot.post(card_press("ou_pick", values[0], welcome["message_id"]))
+    assert response.status_code == 200
+    answer = response.json()
+    chosen = text("zh", "track.ok", names="systems")
+    assert answer["toast"] == {"type": "success", "content": chosen[:200]}
+    assert "card" not in answer  # the welcome card stays: its first paper keeps its buttons
+    assert bot.member("ou_pick").tracks == ("systems",)
+    assert len(bot.fake.sends()) == 1
+
+    assert (
+        bot.post(message_event("/dcml essential", open_id="ou_pick", message_id="om_e")).status_code
+        == 200
+    )
+    bot.platform.drain()
+    [reply] = bot.fake.replies("om_e")
+    shown = set(CARD_LINK.findall(card_text(card_of(reply))))
+    catalog = bot.service.bot.library.catalog
+
+    def urls(tracks: set[str]) -> set[str]:
+        return {safe_url(e.url) or "" for e in catalog.entries if e.url and in_scope(e, tracks)}
+
+    mine = urls({COMMON, "systems"})
+    systems_only = urls({"systems"}) - urls({COMMON})
+    dcml_only = urls({"dcml"}) - mine
+    assert systems_only and dcml_only  # both directions have papers of their own
+    assert shown and shown <= mine
+    assert shown & systems_only
+    assert not shown & dcml_only
+
+
+def test_a_direction_group_sets_the_direction_without_a_picker(directions: Feishu) -> None:
+    bot = directions
+    assert bot.platform.options.track_groups == {
+        SYSTEMS_GROUP: ("systems",),
+        ML_GROUP: ("autoML", "dcml"),
+    }
+    assert bot.post(user_added(ML_GROUP, "ou_ml")).status_code == 200
+    assert bot.post(user_added(SYSTEMS_GROUP, "ou_sys")).status_code == 200
+    assert bot.post(user_added(LAB_GROUP, "ou_old")).status_code == 200
+    bot.platform.drain()
+    assert bot.member("ou_ml").tracks == ("autoML", "dcml")
+    assert bot.member("ou_sys").tracks == ("systems",)
+    for open_id, titles in [("ou_ml", "AutoML方向, Data-Centric ML方向"), ("ou_sys", "AI系统方向")]:
+        [welcome] = bot.fake.to(open_id)
+        card = card_of(welcome)
+        assert track_values(card) == [], open_id
+        content = card_text(card)
+        assert escape_markdown(text("zh", "welcome.track", names=titles)) in content
+        assert escape_markdown(text("zh", "welcome.pick")) not in content
+        assert bot.member(open_id).enrolled
+    # Already welcomed (with a picker): a direction group adds its directions, no second welcome.
+    [first] = bot.fake.to("ou_old")
+    assert len(track_values(card_of(first))) == 4
+    assert bot.post(user_added(SYSTEMS_GROUP, "ou_old")).status_code == 200
+    bot.platform.drain()
+    assert bot.member("ou_old").tracks == ("systems",)
+    assert bot.post(user_added(ML_GROUP, "ou_old", "ou_sys")).status_code == 200
+    bot.platform.drain()
+    assert bot.member("ou_old").tracks == ("systems", "autoML", "dcml")
+    assert bot.member("ou_sys").tracks == ("systems", "autoML", "dcml")
+    assert len(bot.fake.to("ou_old")) == 1 and len(bot.fake.to("ou_sys")) == 1
+    assert len(bot.fake.sends()) == 3
+
+
+def test_a_press_naming_no_direction_changes_nothing(directions: Feishu) -> None:
+    bot = directions
+    assert bot.post(user_added(SYSTEMS_GROUP, "ou_typo")).status_code == 200
+    bot.platform.drain()
+    [welcome] = bot.fake.to("ou_typo")
+    names = ", ".join(DIRECTIONS)
+    for word in ("astrology", "common"):
+        value = {"action": "track", "value": word}
+        response = bot.post(card_press("ou_typo", value, welcome["message_id"]))
+        assert response.status_code == 200
+        answer = response.json()
+        unknown = text("zh", "track.unknown", word=word, names=names)
+        assert unknown.startswith("没有叫")
+        assert answer["toast"]["content"] == unknown
+        assert "card" not in answer
+        assert bot.member("ou_typo").tracks == ("systems",)
+    assert len(bot.fake.sends()) == 1
 
 
 # --- long connection --------------------------------------------------------------------------

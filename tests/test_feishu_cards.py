@@ -25,6 +25,7 @@ from dcml_bot.core.messages import (
 from dcml_bot.core.replies import weekly_reply
 from dcml_bot.platforms.feishu_cards import (
     CARD_LIMIT,
+    MAX_LABEL,
     action_of,
     card_size,
     check_card,
@@ -405,3 +406,63 @@ def test_the_same_block_twice_is_counted_twice() -> None:
     (count,) = MORE.findall(markdown_of(card))
     assert 0 < shown < len(block.items)
     assert int(count) == 2 * len(block.items) - shown
+
+
+STARTER = Path(__file__).resolve().parent / "data" / "starter-guide" / "Readme.md"
+DIRECTIONS = ["systems", "autoML", "dcml", "graphs"]
+
+
+@pytest.fixture(scope="module")
+def directions_bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """A bot on the starter guide: an index whose headings link to four direction guides."""
+    db = tmp_path_factory.mktemp("feishu-tracks") / "store.sqlite3"
+    built = make_bot(f"sqlite:///{db}", Recorder(), Clock(MONDAY_SLOT), catalog=STARTER)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_the_direction_picker_renders_as_a_valid_card(directions_bot: Bot) -> None:
+    bot = directions_bot
+    member = bot.member("local", "carol")
+    made = {
+        "tracks": bot.commands.handle(member, "tracks"),
+        "welcome": bot.onboarding.reply(member, WEEK),
+    }
+    for name, reply in made.items():
+        pickers = [b for b in reply.buttons if b.action == "track"]
+        assert [b.value for b in pickers] == DIRECTIONS, name
+        card = render_card(reply)
+        assert check_card(card) == [], name
+        assert card_size(card) <= CARD_LIMIT
+        shown = [
+            (b["text"]["content"], action_of(b["behaviors"][0]["value"])) for b in buttons_of(card)
+        ]
+        assert [s for s in shown if s[1] and s[1][0] == "track"] == [
+            (b.label, ("track", b.value)) for b in pickers
+        ], name
+        # Without buttons (a ``post``), the picker says what to type instead.
+        texts = [e["text"] for line in post_lines(render_post(reply, "en_us")) for e in line]
+        (hint,) = [t for t in texts if "track systems" in t]
+        assert hint.endswith(" / ".join(f"track {d}" for d in DIRECTIONS)), hint
+    # A press carries back exactly what the card holds, and the commands take it.
+    value = buttons_of(render_card(made["tracks"]))[1]["behaviors"][0]["value"]
+    parsed = action_of(json.loads(json.dumps(value)))
+    assert parsed == ("track", "autoML")
+    answer = bot.commands.press(member, *parsed)
+    assert bot.store.get_member("local", "carol").tracks == ("autoML",)
+    assert check_card(render_card(answer)) == []
+    assert "autoML" in markdown_of(render_card(answer))
+
+
+def test_a_long_button_label_is_cut_to_feishus_limit() -> None:
+    long = Button(label="Data-Centric ML方向 " * 10 + "(43)", action="track", value="dcml")
+    short = Button(label="AutoML方向 (40)", action="track", value="autoML")
+    card = render_card(Reply(blocks=(ActionsBlock(buttons=(long, short)),)))
+    assert check_card(card) == []
+    cut, kept = (b["text"]["content"] for b in buttons_of(card))
+    assert len(long.label) > MAX_LABEL
+    assert len(cut) == MAX_LABEL and cut.endswith("…")
+    assert long.label.startswith(cut[:-1])
+    assert kept == short.label

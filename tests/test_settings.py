@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,13 @@ def test_every_field_is_documented_in_the_shipped_config() -> None:
         if name in SECRET_ENV:
             assert SECRET_ENV[name] in text
         elif name != "config_path":
-            assert f"{name} = " in text or f"[{name}]" in text, name
-            if field.annotation is not None and hasattr(field.annotation, "model_fields"):
-                for sub in field.annotation.model_fields:
+            assert any(f in text for f in (f"{name} = ", f"[{name}]", f"[{name}.")), name
+            # A table, or tables by name (dict[str, Model]): every key of it is shown too.
+            model = field.annotation
+            if typing.get_origin(model) is dict:
+                model = typing.get_args(model)[1]
+            if model is not None and hasattr(model, "model_fields"):
+                for sub in model.model_fields:
                     assert f"{sub} = " in text, f"{name}.{sub}"
 
 

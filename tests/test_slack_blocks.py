@@ -24,6 +24,7 @@ from dcml_bot.core.replies import weekly_reply
 from dcml_bot.platforms.slack_blocks import (
     ACTION_PREFIX,
     MAX_MESSAGES,
+    action_name,
     check_message,
     check_view,
     escape,
@@ -410,6 +411,71 @@ def test_thirty_buttons_are_split_into_valid_actions_blocks() -> None:
     for block in message["blocks"]:
         ids = [e["action_id"] for e in block["elements"]]
         assert len(ids) == len(set(ids))
+
+
+def test_a_picker_is_one_actions_block_with_numbered_action_ids() -> None:
+    picker = tuple(
+        Button(label=f"Direction {name} (12)", action="track", value=name)
+        for name in ("systems", "autoML", "dcml", "graphs")
+    )
+    mixed = (
+        Button(label="Done", action="done", value="a|w"),
+        *picker[:2],
+        Button(label="Done again", action="done", value="b|w"),
+    )
+    [message] = render_message(Reply(blocks=(ActionsBlock(buttons=picker),)))
+    assert_valid([message])
+    [block] = message["blocks"]
+    ids = [e["action_id"] for e in block["elements"]]
+    assert ids == ["dcml:track", "dcml:track:2", "dcml:track:3", "dcml:track:4"]
+    assert [e["value"] for e in block["elements"]] == ["systems", "autoML", "dcml", "graphs"]
+    assert {action_name(i) for i in ids} == {"track"}
+    [message] = render_message(Reply(blocks=(ActionsBlock(buttons=mixed),)))
+    assert_valid([message])
+    [block] = message["blocks"]
+    ids = [e["action_id"] for e in block["elements"]]
+    assert ids == ["dcml:done", "dcml:track", "dcml:track:2", "dcml:done:2"]
+    assert [action_name(i) for i in ids] == ["done", "track", "track", "done"]
+    home = render_home(Reply(blocks=(ActionsBlock(buttons=picker),)))
+    assert check_view(home) == [] and len(home["blocks"]) == 1
+
+
+def test_thirty_buttons_of_one_action_fill_blocks_of_25_numbered_afresh() -> None:
+    buttons = tuple(Button(label=f"T{n}", action="track", value=f"t{n}") for n in range(30))
+    [message] = render_message(Reply(blocks=(ActionsBlock(buttons=buttons),)))
+    assert_valid([message])
+    rows = [[e["action_id"] for e in b["elements"]] for b in message["blocks"]]
+    assert [len(row) for row in rows] == [25, 5]
+    assert rows[1] == ["dcml:track", *(f"dcml:track:{n}" for n in range(2, 6))]
+    assert all(len(row) == len(set(row)) for row in rows)
+    assert all(len(i) <= 255 for row in rows for i in row)
+    assert [action_name(i) for row in rows for i in row] == ["track"] * 30
+    values = [e["value"] for b in message["blocks"] for e in b["elements"]]
+    assert values == [b.value for b in buttons]
+
+
+def test_action_name_undoes_only_the_prefix_and_a_repeat_number() -> None:
+    assert action_name("dcml:done") == "done"
+    assert action_name("dcml:track:2") == "track"
+    assert action_name("dcml:track:25") == "track"
+    assert action_name("dcml:track:1") == "track:1"  # never made: the first has no number
+    assert action_name("dcml:track:02") == "track:02"
+    assert action_name("dcml:a:b") == "a:b"
+    assert action_name("dcml:") == ""
+
+
+def test_the_real_direction_picker_renders_as_one_valid_block() -> None:
+    from dcml_bot.core.library import CatalogLibrary
+    from dcml_bot.core.tracks import picker
+
+    guide = Path(__file__).parent / "data" / "starter-guide" / "Readme.md"
+    catalog = CatalogLibrary(str(guide)).load()
+    for lang in ("en", "zh"):
+        [message] = render_message(Reply(blocks=(picker(lang, catalog),)))
+        assert_valid([message])
+        [block] = message["blocks"]
+        assert [e["value"] for e in block["elements"]] == ["systems", "autoML", "dcml", "graphs"]
+        assert len({e["action_id"] for e in block["elements"]}) == 4
 
 
 def test_a_long_button_label_is_truncated_to_75() -> None:

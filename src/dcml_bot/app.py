@@ -6,10 +6,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from dcml_bot.core.bot import Bot, LabPolicy, utc_now, worker_id
-from dcml_bot.core.commands import Commands
+from dcml_bot.catalog.guides import TrackSource
+from dcml_bot.core.bot import Bot, LabPolicy, chat_commands, utc_now, worker_id
+from dcml_bot.core.commands import Services
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.notices import AdminNotices
@@ -45,7 +46,11 @@ def build_bot(
     worker: str | None = None,
 ) -> Bot:
     """Wire the bot: open (and migrate) the store, load the catalog, connect the services."""
-    library = CatalogLibrary(settings.catalog)
+    tracks = {
+        name: TrackSource(name=name, catalog=table.catalog, title=table.title)
+        for name, table in settings.tracks.items()
+    }
+    library = CatalogLibrary(settings.catalog, link_base=settings.link_base, tracks=tracks)
     library.load()
     store = store or open_store(settings.database_url)
     outgoing: dict[str, Messenger] = dict(messengers or {})
@@ -70,14 +75,10 @@ def build_bot(
     onboarding = Onboarding(
         store=store, library=library, once=once, profiles=profiles, delivery=delivery
     )
-    commands = Commands(
-        store=store,
-        library=library,
-        profiles=profiles,
-        delivery=delivery,
-        admins=set(settings.admins),
-        clock=clock,
+    services = Services(
+        store=store, library=library, profiles=profiles, delivery=delivery, clock=clock
     )
+    commands = chat_commands(services, set(settings.admins))
     bot = Bot(
         store=store,
         library=library,
@@ -113,8 +114,21 @@ def slack_options(settings: Settings) -> SlackOptions:
         app_token=app_token.get_secret_value() if app_token else None,
         api_url=settings.slack_api_url,
         channels=tuple(settings.slack.channels),
+        track_channels=track_places(settings, "channels"),
         language=settings.slack.language,
     )
+
+
+def track_places(
+    settings: Settings, kind: Literal["channels", "groups"]
+) -> dict[str, tuple[str, ...]]:
+    """Slack channels or Feishu chats whose joiners read tracks: place -> track names, in order."""
+    places: dict[str, tuple[str, ...]] = {}
+    for name, track in settings.tracks.items():
+        for place in dict.fromkeys(p.strip() for p in getattr(track, kind)):
+            if place:
+                places[place] = (*places.get(place, ()), name)
+    return places
 
 
 def feishu_options(settings: Settings) -> FeishuOptions:
@@ -131,6 +145,7 @@ def feishu_options(settings: Settings) -> FeishuOptions:
         domain=settings.feishu_domain,
         mode=settings.feishu.mode,
         groups=tuple(settings.feishu.groups),
+        track_groups=track_places(settings, "groups"),
         language=settings.feishu.language,
         welcome_new_users=settings.feishu.welcome_new_users,
     )

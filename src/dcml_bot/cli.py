@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dcml_bot.catalog import Catalog, CatalogError, Entry, QueryError, build_query, run_query
-from dcml_bot.catalog.loader import load_catalog_from
-from dcml_bot.config import SettingsError, catalog_location, read_config
+from dcml_bot.catalog.guides import Guides, Loaded, TrackSource
+from dcml_bot.config import SettingsError, guide_sources, read_config
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -63,6 +63,9 @@ LEVEL_LABELS = {
 }
 
 
+LEVEL_COLUMNS = {"items", "essential", "optional", "advanced"}
+
+
 class _State:
     """Options shared by every command."""
 
@@ -92,16 +95,27 @@ def _say_where(settings: Settings) -> None:
     typer.echo(f"data: {settings.data_location}", err=True)
 
 
-def _load(path: str | None) -> Catalog:
-    if path is None:
-        try:
-            path = catalog_location(read_config(_State.config))
-        except SettingsError as exc:
-            raise _fail(str(exc), 2) from None
+def _load(path: str | None) -> Loaded:
+    """The guides at PATH (or the configured ones, with their tracks): one pass, as serve reads."""
     try:
-        return load_catalog_from(path)
-    except CatalogError as exc:
-        raise _fail(str(exc)) from None
+        sources = guide_sources(read_config(_State.config))
+    except SettingsError as exc:
+        if path is None:
+            raise _fail(str(exc), 2) from None
+        sources = None
+    if path is not None:
+        guides = Guides(path, link_base=sources.link_base if sources else None)
+    else:
+        assert sources is not None
+        tracks = {
+            name: TrackSource(name=name, catalog=catalog, title=title)
+            for name, (catalog, title) in sources.tracks.items()
+        }
+        guides = Guides(sources.location, link_base=sources.link_base, tracks=tracks)
+    loaded = guides.load()
+    if loaded.catalog is None and loaded.draft is None:
+        raise _fail("\n".join(loaded.errors) or f"{guides.location}: nothing to read")
+    return loaded
 
 
 @app.callback()
@@ -126,11 +140,14 @@ def _counts_table(title: str, counts: Counter[str], order: list[str] | None = No
 
 @catalog_app.command("check")
 def catalog_check(path: PathArgument = None) -> None:
-    """Summarise a catalog and list every problem as PATH:LINE: message; exit 1 on errors."""
+    """Summarise a guide (or an index and every guide it links: one summary per track) and list
+    every problem as PATH:LINE: message; exit 1 on errors."""
     from rich.console import Console
     from rich.text import Text
 
-    catalog = _load(path)
+    loaded = _load(path)
+    catalog = loaded.catalog or loaded.draft
+    assert catalog is not None
     out = Console(soft_wrap=True, highlight=False)
     duplicates = catalog.listings - len(catalog.entries)
     out.print(f"[bold]{catalog.title or catalog.source}[/] ({catalog.source})")
@@ -155,13 +172,45 @@ def catalog_check(path: PathArgument = None) -> None:
     )
     kinds = Counter(k.value for e in catalog.entries for k in e.kinds)
     out.print(_counts_table("by kind", kinds))
-    for problem in catalog.problems:
-        out.print(Text(str(problem), style="red" if problem.severity == "error" else "yellow"))
-    errors, warnings = len(catalog.errors), len(catalog.problems) - len(catalog.errors)
+    if len(catalog.tracks) > 1:
+        out.print(_tracks_table(catalog))
+    warned = [p for p in catalog.problems if p.severity == "warning"]
+    for problem in warned:
+        out.print(Text(str(problem), style="yellow"))
+    for error in loaded.errors:
+        out.print(Text(error, style="red"))
+    errors, warnings = len(loaded.errors), len(warned)
+    if errors and len(catalog.tracks) > 1:
+        out.print(
+            f"[bold red]{errors} error(s)[/], {warnings} warning(s): the tracks above serve; "
+            "the rest is refused until fixed"
+        )
+        raise typer.Exit(1)
     if errors:
         out.print(f"[bold red]{errors} error(s)[/], {warnings} warning(s): not usable until fixed")
         raise typer.Exit(1)
     out.print(f"[bold green]usable[/]: 0 errors, {warnings} warning(s)")
+
+
+def _tracks_table(catalog: Catalog) -> Table:
+    from rich.table import Table
+
+    table = Table(title="by track", title_justify="left", box=None, pad_edge=False)
+    for column in ("track", "title", "items", "essential", "optional", "advanced"):
+        table.add_column(
+            column, justify="right" if column in LEVEL_COLUMNS else "left", no_wrap=True
+        )
+    for track in catalog.tracks:
+        scope = (track.name,)
+        entries = [e for e in catalog.entries if track.name in e.tracks]
+        levels = Counter(level.value for e in entries if (level := e.level_in(scope)))
+        table.add_row(
+            track.name,
+            track.title,
+            str(len(entries)),
+            *(str(levels[level]) for level in ("essential", "optional", "advanced")),
+        )
+    return table
 
 
 def _entry_line(entry: Entry) -> Text:
@@ -202,16 +251,28 @@ def catalog_show(
     search: Annotated[
         str | None, typer.Option("--search", "-s", help="Words to find in titles and notes.")
     ] = None,
+    track: Annotated[
+        list[str] | None,
+        typer.Option("--track", help="Only these tracks (an index's directions), by name."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of entries.")] = False,
 ) -> None:
     """Print the catalog grouped by section and topic, optionally filtered."""
     from rich.console import Console
     from rich.text import Text
 
-    catalog = _load(path)
+    loaded = _load(path)
+    if loaded.catalog is None:
+        raise _fail("\n".join(loaded.errors))
+    catalog = loaded.catalog
     try:
         query = build_query(
-            catalog, levels=level or (), topics=topic or (), kinds=kind or (), search=search
+            catalog,
+            levels=level or (),
+            topics=topic or (),
+            kinds=kind or (),
+            search=search,
+            tracks=track or (),
         )
     except QueryError as exc:
         raise _fail(str(exc), 2) from None

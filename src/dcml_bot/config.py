@@ -111,16 +111,25 @@ def read_config(config: Path | None = None) -> ConfigFile:
                 f"{path}: {key}: secrets are read from the environment only; "
                 f"remove it from the file and set {env} instead"
             )
-    catalog = data.get("catalog")
-    # A relative catalog path in the file means "next to this file", wherever we run from.
+    # A relative guide path in the file means "next to this file", wherever we run from.
+    if env_value("catalog") is None:
+        _beside(data, path)
+    tracks = data.get("tracks")
+    if isinstance(tracks, dict):
+        for table in tracks.values():
+            if isinstance(table, dict):
+                _beside(table, path)
+    return ConfigFile(path, data)
+
+
+def _beside(table: dict[str, Any], path: Path) -> None:
+    catalog = table.get("catalog")
     if (
         isinstance(catalog, str)
-        and env_value("catalog") is None
         and not is_url(catalog)
         and not Path(catalog).expanduser().is_absolute()
     ):
-        data["catalog"] = str(path.parent / catalog)
-    return ConfigFile(path, data)
+        table["catalog"] = str(path.parent / catalog)
 
 
 def catalog_location(config: ConfigFile) -> str:
@@ -132,3 +141,37 @@ def catalog_location(config: ConfigFile) -> str:
     if not isinstance(catalog, str) or not catalog:
         raise SettingsError(f"{config.origin}: catalog: expected a file path or an http(s) URL")
     return catalog
+
+
+@dataclass(frozen=True)
+class GuideSources:
+    """Where the guides are, for the catalog commands: the guide or index, link base, tracks."""
+
+    location: str
+    link_base: str | None = None
+    tracks: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # catalog, title
+
+
+def guide_sources(config: ConfigFile) -> GuideSources:
+    """The guide keys of the config (``catalog``, ``link_base``, ``[tracks.*]``), checked lightly.
+
+    The commands that serve type the whole file through Settings; these read only what a guide
+    check needs, with the same answers (tests/test_settings.py).
+    """
+    where = config.origin
+    link_base = env_value("link_base") or config.data.get("link_base")
+    if link_base is not None and (not isinstance(link_base, str) or not is_url(link_base)):
+        raise SettingsError(f"{where}: link_base: expected the guides' web address (http(s) URL)")
+    tables = config.data.get("tracks", {})
+    if not isinstance(tables, dict):
+        raise SettingsError(f"{where}: tracks: expected tables such as [tracks.systems]")
+    tracks: dict[str, tuple[str | None, str | None]] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise SettingsError(f"{where}: tracks.{name}: expected a table")
+        values = [table.get(key) for key in ("catalog", "title")]
+        for key, value in zip(("catalog", "title"), values, strict=True):
+            if value is not None and not isinstance(value, str):
+                raise SettingsError(f"{where}: tracks.{name}.{key}: expected text")
+        tracks[name] = (values[0], values[1])
+    return GuideSources(catalog_location(config), link_base, tracks)

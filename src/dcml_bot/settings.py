@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dcml_bot.catalog.tracks import name_problem as track_name_problem
 from dcml_bot.config import (
     ENV_PREFIX,
     SECRET_ENV,
@@ -92,6 +93,17 @@ class FeishuSettings(BaseModel):
     welcome_new_users: bool = False
 
 
+class TrackSettings(BaseModel):
+    """A ``[tracks.<name>]`` table: a direction guide, or changes to one the index links."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog: str | None = None
+    title: str | None = None
+    channels: list[str] = Field(default_factory=list)  # Slack channels whose joiners get it
+    groups: list[str] = Field(default_factory=list)  # Feishu chats whose joiners get it
+
+
 class LocalSettings(BaseModel):
     """The built-in local platform."""
 
@@ -119,6 +131,8 @@ class Settings(BaseSettings):
     admins: list[str] = Field(default_factory=list)
     language: Language = "en"
     catalog_refresh_minutes: int = Field(default=60, ge=0)
+    link_base: str | None = None
+    tracks: dict[str, TrackSettings] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     slack_api_url: str = "https://slack.com/api/"
     feishu_domain: str = "https://open.feishu.cn"
@@ -167,6 +181,22 @@ class Settings(BaseSettings):
     @classmethod
     def _timezone(cls, value: str) -> str:
         return _check_timezone(value)
+
+    @field_validator("link_base")
+    @classmethod
+    def _link_base(cls, value: str | None) -> str | None:
+        if value is not None and not is_url(value):
+            raise ValueError(f"expected the guides' web address (an http(s) URL), got {value!r}")
+        return value
+
+    @field_validator("tracks")
+    @classmethod
+    def _track_names(cls, value: dict[str, TrackSettings]) -> dict[str, TrackSettings]:
+        for name in value:
+            problem = track_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
     @field_validator("slack_api_url", "feishu_domain")
     @classmethod

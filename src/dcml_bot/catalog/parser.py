@@ -44,6 +44,12 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"linkify": True}).enable("linkify")
 
 
+def tokenize(text: str) -> list[Token]:
+    """A guide's token stream, as :func:`parse_catalog` reads it (an index is read twice: for its
+    tracks and for its entries; tokenising once is most of the cost)."""
+    return _markdown().parse(text)
+
+
 def _block_end(tokens: list[Token], start: int) -> int:
     """Index one past the token that closes the block opened at ``start``."""
     depth = 0
@@ -485,6 +491,14 @@ def _handle_html(walk: _Walk, token: Token) -> None:
             walk.title = value.removeprefix("h1:").strip()
 
 
+def _links_a_guide(walk: _Walk, children: list[Token] | None) -> bool:
+    return any(
+        child.type == "link_open"
+        and str(child.attrs.get("href", "")).partition("#")[0] in walk.skip_links
+        for child in children or ()
+    )
+
+
 def _is_legend(walk: _Walk, text: str) -> bool:
     return walk.legend_from_file and bool(parse_legend(text))
 
@@ -497,15 +511,16 @@ def parse_catalog(
     base_url: str | None = None,
     skip_links: frozenset[str] = frozenset(),
     allow_empty: bool = False,
+    tokens: list[Token] | None = None,
 ) -> Catalog:
     """Parse guide text into a Catalog; raises CatalogError when it holds no entries.
 
     ``track`` names the guide's track; relative links resolve against ``base_url``; links to
     ``skip_links`` (other guides, with or without an anchor) are navigation, not entries.
-    ``allow_empty``: an index may list nothing but its tracks.
+    ``allow_empty``: an index may list nothing but its tracks. ``tokens``: from :func:`tokenize`.
     """
     md = _markdown()
-    tokens = md.parse(text)
+    tokens = tokens if tokens is not None else md.parse(text)
     file_legend = _find_legend(tokens)
     section_level, h1_title = _heading_plan(tokens)
     walk = _Walk(
@@ -531,6 +546,8 @@ def parse_catalog(
             level = int(token.tag[1:])
             if h1_title and level == 1 and walk.title is None:
                 walk.title = name
+            elif _links_a_guide(walk, body[1].children):
+                walk.topic = None  # an index heading that links a track's guide: not a topic
             elif name and (walk.in_summary or level > walk.section_level):
                 walk.set_topic(name, _line(token))
             elif name:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from dcml_bot.catalog.icons import DEFAULT_LEGEND, KIND_ICONS, normalise_icon
@@ -51,6 +51,8 @@ KIND_WORDS: dict[str, Kind] = {
 _CAMEL_HUMP = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 SEARCH_WORDS = {"search", "find", "搜索", "查找"}
+ALL_WORDS = {"all", "全部", "所有"}
+_TRACK_SUFFIX = re.compile(r"(方向|direction|track)$")
 
 
 class QueryError(ValueError):
@@ -65,15 +67,26 @@ class Query:
     kinds: frozenset[Kind] = frozenset()
     topics: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
+    tracks: frozenset[str] = frozenset()  # named in the query: they replace the asker's scope
+    everything: bool = False  # ``all``: every track, whatever the asker reads
 
     @property
     def empty(self) -> bool:
-        """True when the query selects everything."""
+        """True when the query selects everything (in the asker's scope)."""
         return not (self.levels or self.kinds or self.topics or self.text)
+
+    def scope(self, default: Collection[str] | None) -> frozenset[str] | None:
+        """The tracks the query reads: ``all`` (None), the tracks it names, else ``default``."""
+        if self.everything:
+            return None
+        if self.tracks:
+            return self.tracks
+        return frozenset(default) if default is not None else None
 
     def describe(self) -> str:
         """A short human summary, e.g. ``essential · topic "video" · "clip"``."""
         parts: list[str] = []
+        parts += sorted(self.tracks) + (["all"] if self.everything else [])
         parts += sorted(level.value for level in self.levels)
         parts += sorted(kind.value for kind in self.kinds)
         parts += [f'topic "{term}"' for term in self.topics]
@@ -116,6 +129,18 @@ def kind_of(word: str) -> Kind | None:
     return KIND_ICONS.get(normalise_icon(word))
 
 
+def track_of(word: str, catalog: Catalog) -> str | None:
+    """The track a word names: its name, its title, or its title without "方向"; any case."""
+    wanted = _compact(word)
+    if not wanted:
+        return None
+    for track in catalog.tracks:
+        title = _compact(track.title)
+        if wanted in {_compact(track.name), title, _TRACK_SUFFIX.sub("", title)}:
+            return track.name
+    return None
+
+
 def topic_names(catalog: Catalog) -> list[str]:
     """Every topic and section name, in guide order, without repeats."""
     names = [t.name for t in catalog.topics] + [s.name for s in catalog.sections]
@@ -143,21 +168,33 @@ def parse_query(text: str, catalog: Catalog) -> Query:
         return Query(text=tuple(w for w in words[1:] if w.strip()))
     levels: set[Level] = set()
     kinds: set[Kind] = set()
+    tracks: set[str] = set()
+    everything = False
     topics: list[str] = []
     free: list[str] = []
     for word in words:
         level = level_of(word, catalog)
         kind = kind_of(word) if level is None else None
+        track = track_of(word, catalog) if level is None and kind is None else None
         if level is not None:
             levels.add(level)
         elif kind is not None:
             kinds.add(kind)
+        elif fold(word) in ALL_WORDS:
+            everything = True
+        elif track is not None and len(catalog.tracks) > 1:
+            tracks.add(track)
         elif matching_topics(catalog, word):
             topics.append(word)
         elif word.strip():
             free.append(word)
     return Query(
-        levels=frozenset(levels), kinds=frozenset(kinds), topics=tuple(topics), text=tuple(free)
+        levels=frozenset(levels),
+        kinds=frozenset(kinds),
+        topics=tuple(topics),
+        text=tuple(free),
+        tracks=frozenset(tracks),
+        everything=everything,
     )
 
 
@@ -168,8 +205,16 @@ def build_query(
     topics: Iterable[str] = (),
     kinds: Iterable[str] = (),
     search: str | None = None,
+    tracks: Iterable[str] = (),
 ) -> Query:
     """A query from explicit options (the CLI's flags); unknown values raise QueryError."""
+    parsed_tracks: set[str] = set()
+    for word in tracks:
+        track = track_of(word, catalog)
+        if track is None:
+            known = ", ".join(t.name for t in catalog.tracks)
+            raise QueryError(f"unknown track {word!r}; this catalog has {known}")
+        parsed_tracks.add(track)
     parsed_levels: set[Level] = set()
     for word in levels:
         level = level_of(word, catalog)
@@ -194,6 +239,7 @@ def build_query(
         kinds=frozenset(parsed_kinds),
         topics=tuple(topic_terms),
         text=tuple(_words(search)) if search else (),
+        tracks=frozenset(parsed_tracks),
     )
 
 
@@ -223,14 +269,20 @@ def _haystacks(catalog: Catalog) -> dict[str, str]:
     return catalog.memo("query.haystacks", build)
 
 
-def run_query(catalog: Catalog, query: Query) -> list[Entry]:
-    """Entries matching every part of the query, in guide order."""
+def run_query(catalog: Catalog, query: Query, scope: Collection[str] | None = None) -> list[Entry]:
+    """Entries matching every part of the query, in guide order, within the query's tracks.
+
+    ``scope``: the tracks the asker reads when the query names none (None: every track).
+    """
+    tracks = query.scope(scope)
     topic_sets = [set(matching_topics(catalog, term)) for term in query.topics]
     matchers = [_matcher(term) for term in query.text]
     haystacks = _haystacks(catalog) if matchers else {}
     results: list[Entry] = []
     for entry in catalog.entries:
-        if query.levels and entry.level not in query.levels:
+        if tracks is not None and tracks.isdisjoint(entry.tracks):
+            continue
+        if query.levels and entry.level_in(tracks) not in query.levels:
             continue
         if query.kinds and not query.kinds.intersection(entry.kinds):
             continue
@@ -246,7 +298,9 @@ def run_query(catalog: Catalog, query: Query) -> list[Entry]:
     return results
 
 
-def search(catalog: Catalog, text: str) -> tuple[Query, list[Entry]]:
-    """Parse and run a typed query."""
+def search(
+    catalog: Catalog, text: str, scope: Collection[str] | None = None
+) -> tuple[Query, list[Entry]]:
+    """Parse and run a typed query within the asker's tracks (None: every track)."""
     query = parse_query(text, catalog)
-    return query, run_query(catalog, query)
+    return query, run_query(catalog, query, scope)

@@ -8,13 +8,17 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dcml_bot.core.commands import Commands
+from dcml_bot.core.admin import Admin
+from dcml_bot.core.browse import Browse
+from dcml_bot.core.commands import Commands, Services
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.notices import AdminNotices
 from dcml_bot.core.onboarding import Onboarding
 from dcml_bot.core.outbound import Messenger
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.reading import Reading
+from dcml_bot.core.tracks import Tracks
 from dcml_bot.store import MemberRecord, Store
 
 
@@ -26,6 +30,28 @@ def utc_now() -> dt.datetime:
 def worker_id() -> str:
     """A name for this process in the outbox ledger (host and pid)."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def chat_commands(services: Services, admins: set[str]) -> Commands:
+    """The command table: browsing, the member's reading, directions, and the admins' commands."""
+    browse, reading, tracks, admin = (
+        Browse(services),
+        Reading(services),
+        Tracks(services),
+        Admin(services),
+    )
+    return Commands(
+        services,
+        admins=admins,
+        commands=[
+            *browse.commands(),
+            *reading.commands(),
+            *tracks.commands(),
+            *admin.commands(),
+        ],
+        buttons=[*reading.buttons(), *tracks.buttons()],
+        fallback=browse.query,
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import DROPPED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
 from dcml_bot.core.plan import SENT as UNANSWERED
-from dcml_bot.core.plan import plan, slot_in_week, summarise, week_of
+from dcml_bot.core.plan import member_scope, plan, slot_in_week, summarise, week_of
 from dcml_bot.core.profile import Profiles
 from dcml_bot.core.replies import weekly_reply
 from dcml_bot.store import Claim, MemberRecord, OutboxRecord, ProgressRecord, Store
@@ -253,7 +253,8 @@ class Delivery:
         if _finished(existing):
             return ALREADY
         catalog = self.library.catalog
-        candidates = plan(catalog, progress, week)
+        scope = member_scope(member, catalog)
+        candidates = plan(catalog, progress, week, scope)
         if existing is None and not candidates:
             return NOTHING
         if dry_run:
@@ -272,7 +273,7 @@ class Delivery:
 
             def reply() -> Reply:
                 lang = self.profiles.language(member)
-                summary = summarise(catalog, progress)
+                summary = summarise(catalog, progress, scope)
                 return weekly_reply(lang, entry, week, summary.read, summary.total)
 
             return Parcel(

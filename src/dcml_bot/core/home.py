@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from dcml_bot.core.commands import Commands
+from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import Block, Reply, TextBlock
+from dcml_bot.core.tracks import picker
 from dcml_bot.store import MemberRecord
 
 
 def home_reply(commands: Commands, member: MemberRecord) -> Reply:
     """What a member sees on the bot's home tab (Slack App Home, the local web page)."""
+    who = commands.caller(member)
     progress = commands.handle(member, "progress")
     blocks: list[Block] = list(progress.blocks)
-    if commands.caller(member).is_admin:
+    catalog = commands.services.catalog
+    if len(catalog.tracks) > 1:
+        # A member switches directions from home too (Slack App Home, the local lab).
+        lang = who.language
+        mine = ", ".join(member.tracks or ()) or text(lang, "lab.unchosen")
+        blocks += [TextBlock(text=text(lang, "home.tracks", names=mine)), picker(lang, catalog)]
+    if who.is_admin:
         lab = commands.handle(member, "lab")
         if lab.header:
             blocks.append(TextBlock(text=lab.header))

@@ -97,6 +97,9 @@ class Reply(BaseModel):
     header: str | None = None
     blocks: tuple[Block, ...] = ()
     private: bool = True
+    # The answer to a button replaces the message the button was on (a paper's done / skip /
+    # later); False: it is said beside it (choosing a direction keeps the welcome as it was).
+    replaces: bool = True
 
     @property
     def items(self) -> tuple[ItemView, ...]:

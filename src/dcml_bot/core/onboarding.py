@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 from dcml_bot.catalog import Entry, Level
 from dcml_bot.core.delivery import Delivery, weekly_key
@@ -11,9 +12,10 @@ from dcml_bot.core.i18n import text
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 from dcml_bot.core.once import RECOVERED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
-from dcml_bot.core.plan import plan, reading_order
+from dcml_bot.core.plan import member_scope, plan, reading_order
 from dcml_bot.core.profile import Profiles
 from dcml_bot.core.replies import guide_name, paper_blocks
+from dcml_bot.core.tracks import picker
 from dcml_bot.store import Claim, MemberRecord, Store
 
 log = logging.getLogger(__name__)
@@ -61,13 +63,22 @@ class Onboarding:
         display_name: str | None = None,
         timezone: str | None = None,
         event_id: str | None = None,
+        tracks: Sequence[str] = (),
     ) -> str:
-        """Handle a join event; returns the outcome (``welcomed``, ``already`` …)."""
+        """Handle a join event; returns the outcome (``welcomed``, ``already`` …).
+
+        ``tracks``: the directions of the channel or group joined; the member reads them from now
+        on (added to any they chose), and is not asked to pick one.
+        """
         if event_id is not None and not self.store.record_event(platform, event_id, now):
             return DUPLICATE_EVENT
         member = self.store.upsert_member(
             platform, user_id, display_name=display_name, timezone=timezone, now=now
         )
+        known = [t for t in tracks if any(t == track.name for track in self.library.catalog.tracks)]
+        if known:
+            # A track whose guide is not served now (refused, or gone) is not given.
+            member = self.store.set_tracks(member.id, [*(member.tracks or ()), *known])
         return self.welcome(member, now)
 
     def welcome(self, member: MemberRecord, now: dt.datetime) -> str:
@@ -113,13 +124,17 @@ class Onboarding:
 
     def _first_paper(self, member: MemberRecord, week: str) -> Entry | None:
         progress = self.store.progress_for(member.id)
-        return next(iter(plan(self.library.catalog, progress, week)), None)
+        catalog = self.library.catalog
+        return next(iter(plan(catalog, progress, week, member_scope(member, catalog))), None)
 
     def reply(self, member: MemberRecord, week: str) -> Reply:
-        """The welcome message."""
+        """The welcome message; with directions, it asks a newcomer to pick theirs."""
         lang = self.profiles.language(member)
         catalog = self.library.catalog
-        essentials = [e for e in reading_order(catalog) if e.level is Level.ESSENTIAL]
+        scope = member_scope(member, catalog)
+        essentials = [
+            e for e in reading_order(catalog, scope) if e.level_in(scope) is Level.ESSENTIAL
+        ]
         day, at = self.delivery.slot_label(lang)
         blocks: list[Block] = [
             TextBlock(
@@ -143,6 +158,11 @@ class Onboarding:
             if len(essentials) > ESSENTIALS_SHOWN:
                 more = text(lang, "more", count=len(essentials) - ESSENTIALS_SHOWN)
                 blocks.append(ContextBlock(lines=(more,)))
+        names = ", ".join(t.title for t in catalog.tracks if t.name in (member.tracks or ()))
+        if scope is not None and names:
+            blocks.append(TextBlock(text=text(lang, "welcome.track", names=names)))
+        elif scope is not None:
+            blocks += [TextBlock(text=text(lang, "welcome.pick")), picker(lang, catalog)]
         first = self._first_paper(member, week)
         if first is not None:
             blocks.append(TextBlock(text=text(lang, "welcome.first")))

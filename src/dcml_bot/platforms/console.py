@@ -17,7 +17,8 @@ HELP = """Type /dcml … (or dcml …) to talk to the bot as the current user. C
   :as NAME      switch to another user
   :week         run this week's delivery now, then show what reached your DMs
   :advance      move the lab clock a week ahead and deliver what is due then (as the web lab)
-  :click N      press button N of the last message shown
+  :click N      press button N of the last message shown (a paper's, or a direction's)
+  :track [NAME…] show the lab's directions, or read these (as /dcml track)
   :inbox        show the current user's DMs
   :help         this help        :quit  leave"""
 WEEK = dt.timedelta(days=7)
@@ -116,6 +117,9 @@ class Console:
             return self._advance()
         if command == ":click":
             return self._click(args)
+        if command == ":track":
+            member = self.bot.member(PLATFORM, self.user)
+            return self._show(self.bot.commands.handle(member, " ".join(["track", *args])))
         if command == ":inbox":
             messages = self.messenger.inbox(self.user)
             if not messages:
@@ -188,7 +192,7 @@ class Console:
         button = buttons[int(args[0]) - 1]
         member = self.bot.member(PLATFORM, self.user, display_name=self.user)
         answer = self.bot.commands.press(member, button.action, button.value)
-        if message_id is not None:
+        if message_id is not None and answer.replaces:
             self.messenger.update(message_id, answer)
         return self._show(answer, message_id)
 

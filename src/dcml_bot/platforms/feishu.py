@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,8 @@ class FeishuOptions:
     domain: str = "https://open.feishu.cn"
     mode: str = "webhook"
     groups: tuple[str, ...] = ()
+    # Chat id -> the directions (tracks) its new members read; these chats welcome too.
+    track_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     language: str = "zh"
     welcome_new_users: bool = False
 

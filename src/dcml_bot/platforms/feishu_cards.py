@@ -19,6 +19,7 @@ from dcml_bot.core.messages import (
     TextBlock,
     render_plain,
 )
+from dcml_bot.core.tracks import ACTION_TRACK
 
 CARD_LIMIT = 30 * 1024
 MAX_ACTION = 64
@@ -100,8 +101,9 @@ ELEMENT_KEYS: dict[str, frozenset[str]] = {
 }
 BUTTON_TYPES = {"primary": "primary", "danger": "danger", None: "default"}
 
-# Typed commands that do what a button does, for the ``post`` fallback (there is no ``later``).
-TYPED_ACTIONS = ("done", "skip")
+# Typed commands that do what a button does, for the ``post`` fallback (there is no ``later``):
+# a paper's buttons carry ``<item id>|<week>``, a direction picker's the direction's name.
+TYPED_ACTIONS = ("done", "skip", ACTION_TRACK)
 
 _MD_SPECIAL = {
     "&": "&amp;",
@@ -166,9 +168,10 @@ def _icons(item: ItemView) -> str:
 
 
 def _clip(text: str, cap: int | None) -> str:
+    """The text cut to at most ``cap`` characters, the ellipsis marking the cut included."""
     if cap is None or len(text) <= cap:
         return text
-    return text[:cap].rstrip() + "…"
+    return text[: max(cap - 1, 0)].rstrip() + "…"
 
 
 def dumps(card: dict[str, Any]) -> str:
@@ -356,9 +359,12 @@ def _typed_hint(block: ActionsBlock, lang: str) -> str | None:
     commands = []
     for button in block.buttons:
         if button.action in TYPED_ACTIONS:
-            item_id = button.value.partition("|")[0]
-            command = f"{button.action} {item_id}" if item_id and " " not in item_id else ""
-            commands.append(command or button.action)
+            if button.action == ACTION_TRACK:
+                argument = button.value
+            else:
+                argument = button.value.partition("|")[0]
+            ok = argument and not any(c.isspace() for c in argument)
+            commands.append(f"{button.action} {argument}" if ok else button.action)
     if not commands:
         return None
     joined = " / ".join(dict.fromkeys(commands))

@@ -310,7 +310,9 @@ class FeishuPlatform:
         self.metrics = metrics
         self.messenger = messenger
         self.mode = options.mode
-        self.groups = {g for g in options.groups if g}
+        # Chats whose new members are welcomed: the lab's groups and every direction's groups.
+        self.track_groups = {chat: tuple(names) for chat, names in options.track_groups.items()}
+        self.groups = {g for g in options.groups if g} | set(self.track_groups)
         self.background = Background("feishu", metrics, workers)
         key, token = options.encrypt_key, options.verification_token
         self.encrypted = key is not None and self.mode == "webhook"
@@ -550,6 +552,7 @@ class FeishuPlatform:
             self._event(USER_ADDED, "other-group")
             return
         tenant = _attr(data, "header", "tenant_key")
+        tracks = self.track_groups.get(str(chat_id), ())
         for user in _attr(event, "users") or []:
             open_id = _attr(user, "user_id", "open_id")
             if not open_id:
@@ -557,7 +560,7 @@ class FeishuPlatform:
             if tenant and user.tenant_key and user.tenant_key != tenant:
                 self._event(USER_ADDED, "external")
                 continue
-            self._join(USER_ADDED, str(open_id), _attr(user, "name"), None)
+            self._join(USER_ADDED, str(open_id), _attr(user, "name"), None, tracks)
 
     def _p2p_entered(self, data: Any, event_id: str | None) -> None:
         open_id = _attr(data, "event", "operator_id", "open_id")
@@ -577,7 +580,10 @@ class FeishuPlatform:
             return
         self._join(USER_CREATED, str(open_id), _attr(user, "name"), _attr(user, "time_zone"))
 
-    def _join(self, kind: str, open_id: str, name: Any, timezone: Any) -> None:
+    def _join(
+        self, kind: str, open_id: str, name: Any, timezone: Any, tracks: Sequence[str] = ()
+    ) -> None:
+        """Welcome a member once; ``tracks``: the directions of the group they were added to."""
         # The event id was recorded by _process: a redelivery never gets here.
         try:
             outcome = self.bot.onboarding.joined(
@@ -586,6 +592,7 @@ class FeishuPlatform:
                 self.bot.clock(),
                 display_name=str(name) if name else None,
                 timezone=_timezone(timezone),
+                tracks=tracks,
             )
         except Exception:
             self.metrics.errors.labels(f"feishu.{kind}").inc()
@@ -630,12 +637,10 @@ class FeishuPlatform:
                 {"toast": {"type": "info", "content": text(lang, "busy")}}
             )
         self._event(CARD_ACTION, action)
-        return P2CardActionTriggerResponse(
-            {
-                "toast": {"type": "success", "content": _toast(reply)},
-                "card": {"type": "raw", "data": render_card(reply)},
-            }
-        )
+        answer: dict[str, Any] = {"toast": {"type": "success", "content": _toast(reply)}}
+        if reply.replaces:
+            answer["card"] = {"type": "raw", "data": render_card(reply)}
+        return P2CardActionTriggerResponse(answer)
 
     def _press(self, open_id: str, action: str, value: str) -> Reply:
         member = self.bot.member(PLATFORM, open_id)
@@ -643,5 +648,5 @@ class FeishuPlatform:
 
     def _update_late(self, future: Future[Any], *, message_id: Any) -> None:
         reply = future.result()
-        if message_id:
+        if message_id and reply.replaces:
             self.messenger.update_card(str(message_id), render_card(reply))

@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,12 @@ from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError
 from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.pacing import Pacer
-from dcml_bot.platforms.slack_blocks import ACTION_PREFIX, render_home, render_message
+from dcml_bot.platforms.slack_blocks import (
+    ACTION_PREFIX,
+    action_name,
+    render_home,
+    render_message,
+)
 from dcml_bot.store import MemberRecord
 
 if TYPE_CHECKING:
@@ -97,6 +102,8 @@ class SlackOptions:
     app_token: str | None = field(default=None, repr=False)
     api_url: str = "https://slack.com/api/"
     channels: tuple[str, ...] = ()
+    # Channel (id, or name with or without "#") → the tracks its joiners read.
+    track_channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     language: str = "en"
 
 
@@ -248,6 +255,7 @@ class SlackPlatform:
         # Replies are immutable and popular queries repeat: render each distinct one once.
         self.render = functools.lru_cache(maxsize=256)(render_message)
         self.channels = {c for c in options.channels if c}
+        self.track_channels = {c: tuple(t) for c, t in options.track_channels.items() if c and t}
         self._channel_names: dict[str, str] = {}
         self.background = Background("slack", metrics, workers)
         secret = options.signing_secret
@@ -424,27 +432,48 @@ class SlackPlatform:
         self._submit(self._channel_join, str(user_id), str(channel), body.get("event_id"))
 
     def _channel_join(self, user_id: str, channel: str, event_id: str | None) -> None:
-        if not self._is_lab_channel(channel):
+        tracks = self._channel_tracks(channel)
+        if not tracks and not self._matching(channel, self.channels):
             self._event("member_joined_channel", "other-channel")
             return
         user = self.messenger.profile(user_id)
         if not is_person(user):
             self._event("member_joined_channel", "ignored")
             return
-        self._join("member_joined_channel", user_id, display_name(user), user.get("tz"), event_id)
+        self._join(
+            "member_joined_channel",
+            user_id,
+            display_name(user),
+            user.get("tz"),
+            event_id,
+            tracks=tracks,
+        )
 
-    def _is_lab_channel(self, channel: str) -> bool:
-        if channel in self.channels:
-            return True
-        names = {c.lstrip("#") for c in self.channels if not _CHANNEL_ID.match(c)}
-        if not names:
-            return False
+    def _channel_tracks(self, channel: str) -> list[str]:
+        """The tracks of every ``[tracks.X] channels`` entry naming this channel, in order."""
+        found = self._matching(channel, self.track_channels)
+        return list(dict.fromkeys(t for entry in found for t in self.track_channels[entry]))
+
+    def _matching(self, channel: str, configured: Iterable[str]) -> list[str]:
+        """The configured entries (channel ids, or names with or without "#") naming channel.
+
+        Slack is asked a channel's name (once per channel) only when some entry is a name.
+        """
+        entries = list(configured)
+        found = [c for c in entries if c == channel]
+        names = [c for c in entries if c != channel and not _CHANNEL_ID.match(c)]
+        if names:
+            name = self._channel_name(channel)
+            found += [c for c in names if c.lstrip("#") == name]
+        return found
+
+    def _channel_name(self, channel: str) -> str:
         name = self._channel_names.get(channel)
         if name is None:
             info = self.messenger.client.conversations_info(channel=channel)
             name = str(info["channel"].get("name") or "")
             self._channel_names[channel] = name
-        return name in names
+        return name
 
     def _join(
         self,
@@ -453,6 +482,8 @@ class SlackPlatform:
         name: str | None,
         timezone: Any,
         event_id: Any,
+        *,
+        tracks: Sequence[str] = (),
     ) -> None:
         outcome = self.bot.onboarding.joined(
             PLATFORM,
@@ -461,6 +492,7 @@ class SlackPlatform:
             display_name=name,
             timezone=timezone if isinstance(timezone, str) else None,
             event_id=str(event_id) if event_id else None,
+            tracks=tracks,
         )
         self._event(kind, outcome)
         log.info("slack: %s for %s: %s", kind, user_id, outcome)
@@ -491,7 +523,7 @@ class SlackPlatform:
     def _press(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         user = body.get("user") or {}
         member = self._member(str(user["id"]))
-        name = str(action.get("action_id", "")).removeprefix(ACTION_PREFIX)
+        name = action_name(str(action.get("action_id", "")))
         reply = self.bot.commands.press(member, name, str(action.get("value") or ""))
         self._event("block_actions", name)
         container = body.get("container") or {}
@@ -499,8 +531,9 @@ class SlackPlatform:
             self.publish_home(member.user_id)
             return
         page = render_message(reply)[0]
-        # Replace the message the button was on, so it shows the choice and loses its buttons.
-        respond(text=page["text"], blocks=page["blocks"], replace_original=True)
+        # Replace the message the button was on, so it shows the choice and loses its buttons
+        # (unless the answer goes beside it: a direction picked on the welcome).
+        respond(text=page["text"], blocks=page["blocks"], replace_original=reply.replaces)
 
     def _on_unknown_action(self, ack: Ack, action: dict[str, Any]) -> None:
         ack()

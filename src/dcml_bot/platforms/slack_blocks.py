@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ ELLIPSIS = "…"
 _PIPE = "∣"
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
 _SPACE = re.compile(r"\s")
+# A numbered action_id's tail: ``track:2`` is the second ``track`` button of a block.
+_REPEAT = re.compile(r"(.+):([2-9]|[1-9][0-9]+)")
 
 
 def escape(text: str) -> str:
@@ -171,12 +174,29 @@ def item_text(item: ItemView) -> str:
     return line
 
 
-def button_element(button: Button) -> Payload:
-    """A Block Kit button: action_id ``dcml:<action>``, the value kept exactly."""
+def action_id(action: str, repeat: int = 1) -> str:
+    """``dcml:<action>``; the n-th button (n ≥ 2) of one action in a block: ``dcml:<action>:<n>``.
+
+    Slack rejects a block whose action_ids repeat, so a picker (one action, a value per button)
+    numbers its buttons; ``action_name`` reads the core's action back.
+    """
+    base = f"{ACTION_PREFIX}{action}"
+    return base if repeat <= 1 else f"{base}:{repeat}"
+
+
+def action_name(slack_action_id: str) -> str:
+    """The core's action of an action_id made by ``action_id`` (prefix and number removed)."""
+    name = slack_action_id.removeprefix(ACTION_PREFIX)
+    numbered = _REPEAT.fullmatch(name)
+    return numbered.group(1) if numbered else name
+
+
+def button_element(button: Button, repeat: int = 1) -> Payload:
+    """A Block Kit button: action_id from ``action_id`` (numbered if repeated), exact value."""
     label = escape(_one_line(button.label)) or escape(button.action)
     element: Payload = {
         "type": "button",
-        "action_id": f"{ACTION_PREFIX}{button.action}",
+        "action_id": action_id(button.action, repeat),
         "text": _plain(_clip(label, MAX_BUTTON_TEXT)),
     }
     if button.value:
@@ -212,15 +232,16 @@ def _items_group(block: ItemsBlock) -> list[_Piece]:
 
 
 def _actions_group(block: ActionsBlock) -> list[_Piece]:
-    rows: list[list[Payload]] = [[]]
-    for button in block.buttons:
-        element = button_element(button)
-        row = rows[-1]
-        # Slack rejects a block whose action_ids repeat, so a repeat starts a new row.
-        if len(row) >= MAX_ACTIONS or any(e["action_id"] == element["action_id"] for e in row):
+    """Buttons in rows of ≤ 25; a repeated action is numbered, so no row repeats an action_id."""
+    rows: list[list[Payload]] = []
+    seen: Counter[str] = Counter()
+    for index, button in enumerate(block.buttons):
+        if index % MAX_ACTIONS == 0:
             rows.append([])
-        rows[-1].append(element)
-    return [_Piece({"type": "actions", "elements": row}) for row in rows if row]
+            seen.clear()
+        seen[button.action] += 1
+        rows[-1].append(button_element(button, seen[button.action]))
+    return [_Piece({"type": "actions", "elements": row}) for row in rows]
 
 
 def _context_group(block: ContextBlock) -> list[_Piece]:

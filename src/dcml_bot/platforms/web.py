@@ -169,9 +169,7 @@ class LocalWebPlatform:
             home = home_reply(self.bot.commands, current)
         now = self.bot.clock()
         lang = self.bot.profiles.platform_language(PLATFORM)
-        lab = self.bot.commands.cmd_lab(
-            Caller(member=_operator(), language=lang, is_admin=True), ""
-        )
+        lab = self.bot.commands.run(Caller(member=_operator(), language=lang, is_admin=True), "lab")
         catalog = self.bot.library.current
         return {
             "members": members,
@@ -252,7 +250,7 @@ class LocalWebPlatform:
         reply = self.bot.commands.press(member, action, value)
         message_id = values.get("message", "")
         owned = {mid for mid, _ in self.messenger.inbox(member.user_id)}
-        if message_id in owned:
+        if message_id in owned and reply.replaces:
             self.messenger.update(message_id, reply)
         else:
             self.messenger.record_chat(member.user_id, f"[{action}]", reply)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -135,6 +136,15 @@ class MemberStore(StoreBase):
     def set_timezone(self, member_id: int, timezone: str | None) -> MemberRecord:
         """Set the member's IANA time zone (None = the lab's)."""
         return self._update_member(member_id, {"timezone": timezone})
+
+    def set_tracks(self, member_id: int, tracks: Sequence[str] | None) -> MemberRecord:
+        """Set the tracks the member reads besides the common one (None: not chosen yet)."""
+        if tracks is not None and any(
+            not name or name != name.strip() or " " in name for name in tracks
+        ):
+            raise ValueError(f"track names are single words: {list(tracks)!r}")
+        value = " ".join(dict.fromkeys(tracks)) if tracks is not None else None
+        return self._update_member(member_id, {"tracks": value})
 
     def mark_onboarded(self, member_id: int, now: dt.datetime) -> MemberRecord:
         """Record when onboarding finished; a later call keeps the first time."""

@@ -29,6 +29,7 @@ class MemberRecord:
     opted_out_at: dt.datetime | None
     joined_at: dt.datetime
     onboarded_at: dt.datetime | None
+    tracks: tuple[str, ...] | None = None  # None: not chosen yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ def _member(row: Member) -> MemberRecord:
         opted_out_at=row.opted_out_at,
         joined_at=row.joined_at,
         onboarded_at=row.onboarded_at,
+        tracks=tuple(row.tracks.split()) if row.tracks is not None else None,
     )
 
 

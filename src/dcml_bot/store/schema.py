@@ -92,6 +92,8 @@ class Member(Base):
     opted_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     onboarded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The tracks the member chose, space-separated; NULL: not chosen yet (reads the common track).
+    tracks: Mapped[str | None] = mapped_column(String)
 
 
 class Progress(Base):

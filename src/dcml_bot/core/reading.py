@@ -1,0 +1,204 @@
+"""A member's own reading: the next paper, done / skip / later, progress, the weekly switch."""
+
+from __future__ import annotations
+
+import re
+
+from dcml_bot.catalog import Entry, parse_query, run_query
+from dcml_bot.catalog.query import fold
+from dcml_bot.core.commands import Button, Caller, Command, Services
+from dcml_bot.core.i18n import LANGUAGES, text
+from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
+from dcml_bot.core.plan import READ, SKIPPED, SNOOZED, in_scope, next_paper, plan, summarise
+from dcml_bot.core.replies import (
+    ACTION_DONE,
+    ACTION_LATER,
+    ACTION_SKIP,
+    ACTIONS,
+    answered_reply,
+    paper_blocks,
+    simple,
+)
+
+_ID = re.compile(r"^(arxiv|url|doi|title):\S+$")
+_STATES = {ACTION_DONE: READ, ACTION_SKIP: SKIPPED, ACTION_LATER: SNOOZED}
+_ANSWERS = {ACTION_DONE: "done.ok", ACTION_SKIP: "skip.ok", ACTION_LATER: "later.ok"}
+
+
+class Reading:
+    """The member's plan: what to read next, what they did with it, how far they are."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def commands(self) -> list[Command]:
+        """The handlers of this group."""
+        return [
+            Command("next", self.next, ("下一篇",)),
+            Command("done", self.done, ("已读",)),
+            Command("skip", self.skip, ("跳过",)),
+            Command("progress", self.progress, ("进度",)),
+            Command("start", self.start, ("开始",)),
+            Command("stop", self.stop, ("停止",)),
+            Command("lang", self.lang, ("language", "语言")),
+        ]
+
+    def buttons(self) -> list[Button]:
+        """Done / skip / later on a paper message."""
+        return [Button(ACTIONS, self.press)]
+
+    def next(self, who: Caller, rest: str) -> Reply:
+        """``next``: the paper to read now, with buttons."""
+        lang, member = who.language, who.member
+        services = self.services
+        week = services.week(member)
+        progress = services.store.progress_for(member.id)
+        entry = next_paper(services.catalog, progress, week, services.scope(member))
+        if entry is None:
+            return simple(text(lang, "next.none"))
+        return Reply(
+            header=text(lang, "next.header"), blocks=tuple(paper_blocks(lang, entry, week))
+        )
+
+    def _pick(self, who: Caller, words: str) -> Entry | Reply:
+        """The entry a member means: an id, title words, or (no words) their current paper."""
+        lang, member = who.language, who.member
+        services = self.services
+        catalog = services.catalog
+        if not words:
+            progress = services.store.progress_for(member.id)
+            week = services.week(member)
+            entry = next_paper(catalog, progress, week, services.scope(member))
+            return entry if entry is not None else simple(text(lang, "pick.nothing"))
+        if _ID.match(words):
+            by_id = catalog.get(words)
+            if by_id is not None:
+                return by_id
+        # Any item of the guide can be marked, whatever tracks the member reads.
+        found = run_query(catalog, parse_query("search " + words, catalog))
+        exact = [e for e in found if fold(e.title) == fold(words)]
+        if len(exact) == 1 or len(found) == 1:
+            return (exact or found)[0]
+        if not found:
+            return simple(text(lang, "pick.none", words=words))
+        shown = tuple(ItemView.of(e) for e in found[:10])
+        return Reply(
+            blocks=(
+                TextBlock(text=text(lang, "pick.many", words=words, count=len(found))),
+                ItemsBlock(items=shown),
+                ContextBlock(lines=(f"/dcml done {shown[0].id}",)),
+            )
+        )
+
+    def _mark(self, who: Caller, entry: Entry, action: str, week: str) -> Reply:
+        """Record done / skip / later for an entry; the reply says what changed and what is next."""
+        lang, member = who.language, who.member
+        store = self.services.store
+        current = store.progress_for(member.id).get(entry.id)
+        if action == ACTION_DONE and current is not None and current.state == READ:
+            return simple(text(lang, "done.again", title=entry.title))
+        snoozed_week = week if action == ACTION_LATER else None
+        now = self.services.clock()
+        store.set_progress(
+            member.id, entry.id, _STATES[action], title=entry.title, week=snoozed_week, now=now
+        )
+        progress = store.progress_for(member.id)
+        scope = self.services.scope(member)
+        upcoming = plan(self.services.catalog, progress, self.services.week(member), scope)
+        return answered_reply(lang, _ANSWERS[action], entry, next(iter(upcoming), None))
+
+    def done(self, who: Caller, rest: str) -> Reply:
+        """``done [id or title words]``."""
+        picked = self._pick(who, rest)
+        if isinstance(picked, Reply):
+            return picked
+        return self._mark(who, picked, ACTION_DONE, self.services.week(who.member))
+
+    def skip(self, who: Caller, rest: str) -> Reply:
+        """``skip [id or title words]``."""
+        picked = self._pick(who, rest)
+        if isinstance(picked, Reply):
+            return picked
+        return self._mark(who, picked, ACTION_SKIP, self.services.week(who.member))
+
+    def press(self, who: Caller, action: str, value: str) -> Reply:
+        """A done / skip / later button; the value names the item and the week it was offered."""
+        item_id, _, week = value.partition("|")
+        if not item_id:
+            return simple(text(who.language, "action.unknown"))
+        entry = self.services.catalog.get(item_id)
+        if entry is None:
+            return simple(text(who.language, "action.gone"))
+        return self._mark(who, entry, action, week or self.services.week(who.member))
+
+    def progress(self, who: Caller, rest: str) -> Reply:
+        """``progress``: counts per level (and per track), enrolment, the next paper."""
+        lang, member = who.language, who.member
+        services = self.services
+        catalog = services.catalog
+        scope = services.scope(member)
+        progress = services.store.progress_for(member.id)
+        summary = summarise(catalog, progress, scope)
+        lines = [
+            text(lang, "progress.line", level=text(lang, f"level.{level}"), read=read, total=total)
+            for level, (read, total) in summary.per_level.items()
+        ]
+        lines.append(
+            text(
+                lang,
+                "progress.total",
+                read=summary.read,
+                total=summary.total,
+                skipped=summary.skipped,
+            )
+        )
+        if scope is not None:
+            for track in (t for t in catalog.tracks if t.name in scope):
+                entries = [e for e in catalog.entries if in_scope(e, {track.name})]
+                read = sum(1 for e in entries if (r := progress.get(e.id)) and r.state == READ)
+                lines.append(
+                    text(lang, "progress.track", title=track.title, read=read, total=len(entries))
+                )
+        context: list[str] = []
+        if summary.removed_read:
+            context.append(text(lang, "progress.removed", count=summary.removed_read))
+        if member.enrolled:
+            day, at = services.delivery.slot_label(lang)
+            timezone = services.profiles.timezone(member)
+            context.append(text(lang, "progress.enrolled", day=day, time=at, tz=timezone))
+        else:
+            context.append(text(lang, "progress.optedout"))
+        blocks: list[Block] = [TextBlock(text="\n".join(lines))]
+        week = services.week(member)
+        entry = next_paper(catalog, progress, week, scope)
+        if entry is not None:
+            blocks.append(TextBlock(text=text(lang, "next.header")))
+            blocks += paper_blocks(lang, entry, week)
+        blocks.append(ContextBlock(lines=tuple(context)))
+        return Reply(header=text(lang, "progress.header"), blocks=tuple(blocks))
+
+    def start(self, who: Caller, rest: str) -> Reply:
+        """``start``: enrol in the weekly paper."""
+        lang, member = who.language, who.member
+        if member.enrolled:
+            return simple(text(lang, "start.already"))
+        self.services.store.set_enrolled(member.id, True, self.services.clock())
+        day, at = self.services.delivery.slot_label(lang)
+        timezone = self.services.profiles.timezone(member)
+        return simple(text(lang, "start.ok", day=day, time=at, tz=timezone))
+
+    def stop(self, who: Caller, rest: str) -> Reply:
+        """``stop``: opt out of the weekly paper."""
+        lang = who.language
+        if not who.member.enrolled:
+            return simple(text(lang, "stop.already"))
+        self.services.store.set_enrolled(who.member.id, False, self.services.clock())
+        return simple(text(lang, "stop.ok"))
+
+    def lang(self, who: Caller, rest: str) -> Reply:
+        """``lang en|zh``."""
+        choice = {"中文": "zh", "english": "en", "cn": "zh"}.get(fold(rest), fold(rest))
+        if choice not in LANGUAGES:
+            return simple(text(who.language, "lang.bad"))
+        self.services.store.set_language(who.member.id, choice)
+        return simple(text(choice, "lang.ok"))
