@@ -99,6 +99,9 @@ def level_for_label(label: str) -> Level | None:
 def parse_legend(text: str) -> dict[str, Level]:
     """Read ``⚡为基础必读,💎为基础选读…`` style legends; empty when text is not a legend."""
     legend: dict[str, Level] = {}
+    folded = text.casefold()
+    if not any(word in folded for _, words in _LABEL_WORDS for word in words):
+        return legend  # no level label at all: most paragraphs, found without splitting emoji
     chunks = list(iter_clusters(text))
     for index, (chunk, is_emoji) in enumerate(chunks):
         if not is_emoji or index + 1 >= len(chunks):

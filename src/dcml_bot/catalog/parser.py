@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -39,9 +40,20 @@ _TRIM = " \t\r\n:：-–—|,，;；+"
 _LIST_OPEN = {"bullet_list_open", "ordered_list_open"}
 
 
+@functools.cache
 def _markdown() -> MarkdownIt:
-    """A CommonMark tokenizer that also turns bare URLs into links."""
+    """A CommonMark tokenizer that also turns bare URLs into links (built once, on first use:
+    its rule chains are only read while parsing, so threads share it)."""
     return MarkdownIt("commonmark", {"linkify": True}).enable("linkify")
+
+
+@functools.lru_cache(maxsize=1024)
+def _html_events(content: str) -> tuple[tuple[str, str], ...]:
+    """The structural events of an HTML block (a guide repeats the same few blocks)."""
+    events = _HtmlEvents()
+    events.feed(content)
+    events.close()
+    return tuple(events.events)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -190,9 +202,7 @@ def _heading_plan(tokens: list[Token]) -> tuple[int, bool]:
     in_summary = False
     for token in tokens:
         if token.type == "html_block":
-            events = _HtmlEvents()
-            events.feed(token.content)
-            for kind, tag in events.events:
+            for kind, tag in _html_events(token.content):
                 if tag == "summary" and kind in {"open", "close"}:
                     in_summary = kind == "open"
         elif token.type == "heading_open" and token.level == 0:
@@ -472,10 +482,7 @@ def _walk_list(walk: _Walk, tokens: list[Token], parent: _Raw | None) -> _Raw | 
 
 
 def _handle_html(walk: _Walk, token: Token) -> None:
-    events = _HtmlEvents()
-    events.feed(token.content)
-    events.close()
-    for kind, value in events.events:
+    for kind, value in _html_events(token.content):
         if kind == "open" and value == "details":
             walk.topic = None
         elif kind == "close" and value == "details":
