@@ -185,6 +185,7 @@ def test_a_broken_guide_keeps_its_last_good_version_and_only_it(tmp_path: Path) 
     assert third.catalog is not None
     assert "arxiv:2303.00002" in {e.id for e in third.catalog.entries}
     assert any("track b:" in e and "no such file" in e for e in third.errors)
+    assert any("track b: serving its last good version" in e for e in third.errors)
 
 
 def test_nothing_changed_serves_the_same_catalog_object(tmp_path: Path) -> None:

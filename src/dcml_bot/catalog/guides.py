@@ -266,19 +266,19 @@ class Guides:
         guides: list[Catalog] = []
         for spec in specs:
             guide = self._guide(spec.location)
+            key = _Key(spec.name, spec.title, spec.base_url, frozenset())
             try:
-                key = _Key(spec.name, spec.title, spec.base_url, frozenset())
                 self._parse(guide, self._read(guide), key)
+                refused = [f"{e} (track {spec.name})" for e in guide.errors]
             except CatalogError as exc:
-                errors.append(f"{spec.where}: track {spec.name}: {exc}")
-                guide.errors = ()
-            errors += [f"{e} (track {spec.name})" for e in guide.errors]
-            current = guide.parsed if guide.parsed is not None and guide.parsed.ok else guide.good
-            if current is None:
+                refused = [f"{spec.where}: track {spec.name}: {exc}"]
+            errors += refused
+            served = guide.parsed if not refused else guide.good
+            if served is None:
                 continue
-            if current is not guide.parsed or guide.errors:
+            if refused:
                 errors.append(f"{spec.where}: track {spec.name}: serving its last good version")
-            guides.append(current)
+            guides.append(served)
         return self._serve(common, guides, errors)
 
     def _serve(self, common: Catalog, guides: list[Catalog], errors: list[str]) -> Loaded:
