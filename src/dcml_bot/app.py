@@ -243,7 +243,7 @@ def build_service(
             from dcml_bot.platforms.slack import SlackMessenger, SlackPlatform, make_client
 
             slack_config = slack_options(settings)
-            slack = SlackMessenger(make_client(slack_config))
+            slack = SlackMessenger(make_client(slack_config), channels=store.dm_channels("slack"))
             messengers["slack"] = slack
             starters.append(lambda bot: SlackPlatform(bot, metrics, slack, slack_config))
         if settings.feishu_enabled:

@@ -28,3 +28,15 @@ class Messenger(Protocol):
     def find_sent(self, user_id: str, key: str) -> str | None:
         """The id of a message already sent with ``key``, if the platform can tell (reconcile)."""
         ...
+
+
+class ChannelBook(Protocol):
+    """Where a messenger keeps the DM channels it opened, shared by every process (the store)."""
+
+    def get(self, user_id: str) -> str | None:
+        """The channel opened before with this user, if any."""
+        ...
+
+    def put(self, user_id: str, channel: str | None) -> None:
+        """Remember a channel just opened; None forgets it."""
+        ...

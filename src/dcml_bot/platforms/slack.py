@@ -32,7 +32,7 @@ from dcml_bot.core.home import home_reply
 from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.core.outbound import SendError
+from dcml_bot.core.outbound import ChannelBook, SendError
 from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.platforms.slack_blocks import (
@@ -146,24 +146,42 @@ class SlackMessenger:
 
     platform = PLATFORM
 
-    def __init__(self, client: WebClient, *, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        pacer: Pacer | None = None,
+        channels: ChannelBook | None = None,
+    ) -> None:
         self.client = client
         self.pacer = pacer or Pacer(PER_CHANNEL_INTERVAL, CALL_INTERVAL)
+        self.book = channels
         self._channels: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def channel(self, user_id: str) -> str:
-        """The DM channel with a user (opened once, then cached)."""
+        """The DM channel with a user: from memory, else the book (any process opened it before),
+        else ``conversations.open`` (Tier 3: about 50 a minute), remembered in both."""
         with self._lock:
             known = self._channels.get(user_id)
-        if known is not None:
-            return known
-        self.pacer.wait("conversations.open:" + user_id)
-        response = self.client.conversations_open(users=user_id)
-        channel = str(response["channel"]["id"])
+        if known is None and self.book is not None:
+            known = self.book.get(user_id)
+        if known is None:
+            self.pacer.wait("conversations.open:" + user_id)
+            response = self.client.conversations_open(users=user_id)
+            known = str(response["channel"]["id"])
+            if self.book is not None:
+                self.book.put(user_id, known)
         with self._lock:
-            self._channels[user_id] = channel
-        return channel
+            self._channels[user_id] = known
+        return known
+
+    def forget(self, user_id: str) -> None:
+        """Drop a DM channel Slack no longer knows; the next send opens a new one."""
+        with self._lock:
+            self._channels.pop(user_id, None)
+        if self.book is not None:
+            self.book.put(user_id, None)
 
     def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
         """Post the reply (one message per Block Kit page); returns ``channel/ts`` of the first."""
@@ -184,6 +202,8 @@ class SlackMessenger:
                 if page == 0:
                     first = f"{channel}/{response['ts']}"
         except SlackClientError as exc:
+            if isinstance(exc, SlackApiError) and exc.response.get("error") == "channel_not_found":
+                self.forget(user_id)
             raise send_error(exc) from exc
         assert first is not None
         return first

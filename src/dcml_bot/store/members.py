@@ -146,6 +146,44 @@ class MemberStore(StoreBase):
         value = " ".join(dict.fromkeys(tracks)) if tracks is not None else None
         return self._update_member(member_id, {"tracks": value})
 
+    def dm_channels(self, platform: str) -> DMChannelBook:
+        """The platform's DM channel ids, kept with its members (for its messenger)."""
+        return DMChannelBook(self, platform)
+
+    def get_dm_channel(self, platform: str, user_id: str) -> str | None:
+        """The DM channel last opened with a member, if any."""
+        query = select(Member.dm_channel).where(
+            Member.platform == platform, Member.user_id == user_id
+        )
+        with self._read.begin() as session:
+            return session.execute(query).scalar_one_or_none()
+
+    def set_dm_channel(self, platform: str, user_id: str, channel: str | None) -> bool:
+        """Remember (or, with None, forget) a member's DM channel; False when no such member."""
+        statement = (
+            update(Member)
+            .where(Member.platform == platform, Member.user_id == user_id)
+            .values(dm_channel=channel)
+        )
+        with self._write.begin() as session:
+            return _dml(session, statement).rowcount == 1
+
     def mark_onboarded(self, member_id: int, now: dt.datetime) -> MemberRecord:
         """Record when onboarding finished; a later call keeps the first time."""
         return self._update_member(member_id, {"onboarded_at": now}, Member.onboarded_at.is_(None))
+
+
+class DMChannelBook:
+    """One platform's DM channels in the store: what a messenger opened, any process reuses."""
+
+    def __init__(self, store: MemberStore, platform: str) -> None:
+        self.store = store
+        self.platform = platform
+
+    def get(self, user_id: str) -> str | None:
+        """The channel opened before, if any."""
+        return self.store.get_dm_channel(self.platform, user_id)
+
+    def put(self, user_id: str, channel: str | None) -> None:
+        """Remember a channel just opened (None: forget it, e.g. Slack no longer knows it)."""
+        self.store.set_dm_channel(self.platform, user_id, channel)

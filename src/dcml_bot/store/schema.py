@@ -94,6 +94,8 @@ class Member(Base):
     onboarded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The tracks the member chose, space-separated; NULL: not chosen yet (reads the common track).
     tracks: Mapped[str | None] = mapped_column(String)
+    # The platform's DM channel with the member (Slack D…), once opened: no open per send.
+    dm_channel: Mapped[str | None] = mapped_column(String)
 
 
 class Progress(Base):
