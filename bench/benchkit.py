@@ -208,7 +208,18 @@ class FakeFeishu(FakeAPI):
         self.attempts = 0  # message creates, answered 429 or not
         self.tokens = 0
         self._count = 0
-        self.routes.update({FEISHU_TOKEN_PATH: self._token, FEISHU_MESSAGES: self._send})
+        self.routes.update(
+            {
+                FEISHU_TOKEN_PATH: self._token,
+                FEISHU_MESSAGES: self._send,
+                # The bot's own identity, asked once at start (bot info API).
+                "/open-apis/bot/v3/info": lambda r: (
+                    200,
+                    {"code": 0, "msg": "ok", "bot": {"open_id": "ou_bench_bot", "app_name": "b"}},
+                    {},
+                ),
+            }
+        )
 
     def _token(self, request: dict[str, Any]) -> Reply:
         with self.lock:

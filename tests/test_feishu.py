@@ -7,7 +7,9 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import itertools
 import json
+import logging
 import os
 import re
 import subprocess
@@ -34,7 +36,8 @@ from dcml_bot.catalog.models import COMMON
 from dcml_bot.core.delivery import weekly_key
 from dcml_bot.core.i18n import text
 from dcml_bot.core.plan import READ, in_scope
-from dcml_bot.platforms.feishu import delivery_uuid
+from dcml_bot.platforms import feishu_events
+from dcml_bot.platforms.feishu import BotIdentity, delivery_uuid
 from dcml_bot.platforms.feishu_cards import check_card, escape_markdown, safe_url
 from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command
 from dcml_bot.platforms.pacing import Pacer
@@ -52,6 +55,10 @@ DELIVERY_TIME = MONDAY_SLOT + dt.timedelta(hours=1)
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 MESSAGES = "/open-apis/im/v1/messages"
 ENDPOINT = "/callback/ws/endpoint"
+BOT_INFO = "/open-apis/bot/v3/info"
+BOT_OPEN_ID = "ou_dcml_bot_7f1b"
+BOT_NAME = "DCML 读书会"
+TENANT_TOKEN = "t-fake"
 
 
 # --- what Feishu does to a request (platforms.md §8.3-8.4) -------------------------------------
@@ -111,6 +118,16 @@ def message_event(
     return v2("im.message.receive_v1", template, event_id=event_id)
 
 
+def mention(n: int, open_id: str, name: str) -> dict[str, Any]:
+    """One entry of ``message.mentions``: the text holds ``key`` where the @-mention was."""
+    return {
+        "key": f"@_user_{n}",
+        "id": {"open_id": open_id, "union_id": "on_" + open_id, "user_id": None},
+        "name": name,
+        "tenant_key": TENANT,
+    }
+
+
 def user_added(chat_id: str, *users: str, tenant: str = TENANT, event_id: str | None = None) -> Any:
     event = payload("im.chat.member.user.added_v1")["event"]
     event["chat_id"] = chat_id
@@ -134,8 +151,19 @@ class Routes(dict[str, Any]):
         return default
 
 
+def refused_token(request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | None:
+    """The Open Platform's answer to a call without the tenant token it issued, else None."""
+    given = {k.lower(): v for k, v in request["headers"].items()}.get("authorization")
+    if given is None:
+        return 400, {"code": 99991661, "msg": "Missing access token for authorization"}, {}
+    if given != f"Bearer {TENANT_TOKEN}":
+        return 400, {"code": 99991663, "msg": "Invalid access token for authorization"}, {}
+    return None
+
+
 class FakeFeishu(FakeAPI):
-    """Token, message create and reply; can refuse formats, throttle, or not reach a user."""
+    """Token, bot info, message create and reply; can refuse formats, throttle, or not reach a
+    user; ``bot_info_failures``: answer this many bot info calls with HTTP 500 first."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -144,22 +172,48 @@ class FakeFeishu(FakeAPI):
         self.unreachable: set[str] = set()  # open ids outside the app's availability
         self.throttle = 0  # answer this many sends with 429 first
         self.revoked = 0  # answer this many sends with "invalid tenant access token" first
+        self.bot_info_failures = 0
         self.reset = "1"
         self._count = 0
         self.routes.update(
             {
                 TOKEN_PATH: lambda r: (
                     200,
-                    {"code": 0, "msg": "ok", "tenant_access_token": "t-fake", "expire": 7200},
+                    {"code": 0, "msg": "ok", "tenant_access_token": TENANT_TOKEN, "expire": 7200},
                     {},
                 ),
+                BOT_INFO: self._bot_info,
                 MESSAGES: self._send,
                 "reply": self._send,
             }
         )
 
+    def _bot_info(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """``GET /open-apis/bot/v3/info`` as documented: ``bot`` at the top level, no ``data``."""
+        request["at"] = time.monotonic()  # the recorded request: when it came
+        if request["method"] != "GET":
+            return 404, {"code": 404, "msg": "404 page not found"}, {}
+        refused = refused_token(request)
+        if refused is not None:
+            return refused
+        with self.lock:
+            if self.bot_info_failures > 0:
+                self.bot_info_failures -= 1
+                return 500, {"code": 1, "msg": "system busy"}, {}
+        bot = {
+            "activate_status": 2,
+            "app_name": BOT_NAME,
+            "avatar_url": "https://s1-imfile.feishucdn.com/static-resource/v1/avatar",
+            "ip_white_list": [],
+            "open_id": BOT_OPEN_ID,
+        }
+        return 200, {"code": 0, "msg": "ok", "bot": bot}, {}
+
     def _send(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         body = request["body"]
+        refused = refused_token(request)
+        if refused is not None:
+            return refused
         with self.lock:
             if self.throttle > 0:
                 self.throttle -= 1
@@ -321,15 +375,26 @@ def fresh_token_cache() -> Iterator[None]:
 
 @contextmanager
 def serve_feishu(
-    db_url: str, *, update: dict[str, Any] | None = None, **feishu: Any
+    db_url: str,
+    *,
+    update: dict[str, Any] | None = None,
+    bot_info_failures: int = 0,
+    **feishu: Any,
 ) -> Iterator[Feishu]:
-    fake = FakeFeishu().start()
+    """The bot on a fake Open Platform; unless bot info is to fail, once it knows its open_id."""
+    fake = FakeFeishu()
+    fake.bot_info_failures = bot_info_failures
+    fake.start()
     clock = Clock(DELIVERY_TIME)
     settings = feishu_settings(db_url, fake, update=update, **feishu)
     service = build_service(settings, clock=clock, schedule=False)
     try:
         with running(build_http_app(service)) as base:
-            yield Feishu(service, base, fake, clock)
+            running_bot = Feishu(service, base, fake, clock)
+            if not bot_info_failures:
+                # Start-up learns the bot's open_id in the background: let it finish first.
+                assert running_bot.platform.wait_identity(10)
+            yield running_bot
     finally:
         fake.stop()
 
@@ -378,9 +443,11 @@ def test_dm_commands_are_answered_with_card_replies(lite: Feishu) -> None:
 
 
 def test_group_mention_placeholders_are_stripped(lite: Feishu) -> None:
-    mention = [{"key": "@_user_1", "id": {"open_id": "ou_bot"}, "name": "dcml-bot"}]
     asked = message_event(
-        "@_user_1 /dcml progress", chat_type="group", mentions=mention, message_id="om_g1"
+        "@_user_1 /dcml progress",
+        chat_type="group",
+        mentions=[mention(1, BOT_OPEN_ID, BOT_NAME)],
+        message_id="om_g1",
     )
     chatter = message_event("progress", chat_type="group", message_id="om_g2")  # no mention
     assert lite.post(asked).status_code == 200
@@ -392,6 +459,138 @@ def test_group_mention_placeholders_are_stripped(lite: Feishu) -> None:
     assert lite.fake.replies("om_g2") == []
     assert command_text(json.dumps({"text": "@_user_1  dcml  next @_user_2"})) == "dcml next"
     assert command_text("not json") == ""
+
+
+def events_metric(base: str, outcome: str) -> float:
+    """``dcml_events_total`` of Feishu messages with one outcome (0 when never counted)."""
+    metrics = httpx.get(base + "/metrics").text
+    wanted = f'outcome="{outcome}",platform="feishu",type="im.message.receive_v1"}}'
+    for line in metrics.splitlines():
+        if line.startswith("dcml_events_total{") and wanted in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_group_messages_are_answered_only_when_they_mention_the_bot(feishu: Feishu) -> None:
+    [info] = feishu.fake.requests(BOT_INFO)  # learned once, at start
+    assert info["method"] == "GET" and info["headers"]["Authorization"] == "Bearer t-fake"
+    assert feishu.platform.identity == BotIdentity(BOT_OPEN_ID, BOT_NAME)
+    me = mention(1, BOT_OPEN_ID, BOT_NAME)
+    events = {
+        "om_me": message_event("@_user_1 progress", chat_type="group", mentions=[me]),
+        "om_me_second": message_event(
+            "@_user_1 @_user_2 progress",
+            chat_type="group",
+            mentions=[mention(1, "ou_colleague", "Colleague"), mention(2, BOT_OPEN_ID, BOT_NAME)],
+        ),
+        "om_colleague": message_event(
+            "@_user_1 progress",
+            open_id="ou_chatter",
+            chat_type="group",
+            mentions=[mention(1, "ou_colleague", "Colleague")],
+        ),
+        # Another bot, even one named like ours, is not the bot.
+        "om_other_bot": message_event(
+            "@_user_1 progress",
+            open_id="ou_chatter",
+            chat_type="group",
+            mentions=[mention(1, "ou_other_bot", BOT_NAME)],
+        ),
+        "om_nobody": message_event("progress", open_id="ou_chatter", chat_type="group"),
+        "om_dm": message_event("progress", open_id="ou_dm"),
+    }
+    for message_id, event in events.items():
+        event["event"]["message"]["message_id"] = message_id
+        assert feishu.post(event).status_code == 200, message_id
+    feishu.platform.drain()
+    answered = {message_id for message_id in events if feishu.fake.replies(message_id)}
+    assert answered == {"om_me", "om_me_second", "om_dm"}
+    for message_id in answered:
+        [reply] = feishu.fake.replies(message_id)
+        assert text("zh", "progress.header") in reply["body"]["content"]
+    # No call at all for the others: no send, no refused send, no second bot info.
+    assert len(feishu.fake.sends()) == 3
+    assert [c["path"] for c in feishu.fake.calls if not c["path"].startswith(MESSAGES)] == [
+        TOKEN_PATH,
+        BOT_INFO,
+    ]
+    assert events_metric(feishu.base, "ignored") == 2.0
+    assert events_metric(feishu.base, "not-mentioned") == 1.0
+    # Only those who asked the bot became members.
+    assert feishu.member("ou_newbie") is not None and feishu.member("ou_dm") is not None
+    assert feishu.member("ou_chatter") is None
+
+
+def test_bot_info_failing_at_start_is_retried_in_the_background(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(feishu_events, "IDENTITY_RETRY", (0.05, 0.2))
+    caplog.set_level(logging.INFO, logger="dcml_bot.platforms.feishu_events")
+    caplog.set_level(logging.INFO, logger="dcml_bot.platforms.first_call")
+    # Failing until told otherwise: the server starts and serves meanwhile.
+    with serve_feishu(db_url, bot_info_failures=10**6) as bot:
+        deadline = time.monotonic() + 10
+        while len(bot.fake.requests(BOT_INFO)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(bot.fake.requests(BOT_INFO)) >= 4
+        assert bot.platform.identity is None
+        health = bot.platform.health()
+        assert health["state"] == "connecting" and health["attempts"] >= 4
+        assert "500" in health["error"] and "system busy" in health["error"]
+        me = [mention(1, BOT_OPEN_ID, BOT_NAME)]
+        early = ["om_early_1", "om_early_2"]
+        for message_id in early:
+            event = message_event("@_user_1 progress", chat_type="group", mentions=me)
+            event["event"]["message"]["message_id"] = message_id
+            assert bot.post(event).status_code == 200
+        assert bot.post(message_event("progress", message_id="om_early_dm")).status_code == 200
+        bot.platform.drain()
+        assert all(bot.fake.replies(message_id) == [] for message_id in early)
+        assert len(bot.fake.replies("om_early_dm")) == 1  # DMs need no open_id
+        assert events_metric(bot.base, "unverified") == 2.0
+        unverified = [
+            r
+            for r in caplog.records
+            if r.levelno == logging.WARNING and "group @-mentions cannot be checked" in r.message
+        ]
+        assert len(unverified) == 1  # once, however many messages wait
+        failed = [r for r in caplog.records if "feishu: not reachable yet" in r.message]
+        assert failed[0].levelno == logging.WARNING
+        assert all(r.levelno == logging.INFO for r in failed[1:])
+
+        with bot.fake.lock:
+            bot.fake.bot_info_failures = 0
+        assert bot.platform.wait_identity(10)
+        assert bot.platform.identity == BotIdentity(BOT_OPEN_ID, BOT_NAME)
+        assert bot.platform.health() == {"state": "connected"}
+        calls = bot.fake.requests(BOT_INFO)
+        metrics = httpx.get(bot.base + "/metrics").text
+        assert f'dcml_errors_total{{where="feishu.bot_info"}} {len(calls) - 1}.0' in metrics
+        stamps = [c["at"] for c in calls]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+        # Backing off: 0.05 s, then doubling, at most 0.2 s (a wait can only be longer).
+        assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and all(gap >= 0.2 for gap in gaps[2:])
+        time.sleep(0.3)
+        assert len(bot.fake.requests(BOT_INFO)) == len(calls)  # known: no more calls
+
+        event = message_event("@_user_1 progress", chat_type="group", mentions=me)
+        event["event"]["message"]["message_id"] = "om_late"
+        assert bot.post(event).status_code == 200
+        bot.platform.drain()
+        [reply] = bot.fake.replies("om_late")
+        assert text("zh", "progress.header") in reply["body"]["content"]
+
+
+def test_bot_info_refuses_calls_without_the_tenant_token(lite: Feishu) -> None:
+    url = lite.fake.base + BOT_INFO
+    missing = httpx.get(url)
+    wrong = httpx.get(url, headers={"Authorization": "Bearer t-stolen"})
+    right = httpx.get(url, headers={"Authorization": "Bearer t-fake"})
+    assert (missing.status_code, missing.json()["code"]) == (400, 99991661)
+    assert (wrong.status_code, wrong.json()["code"]) == (400, 99991663)
+    assert "bot" not in missing.json() and "bot" not in wrong.json()
+    assert right.status_code == 200
+    assert right.json()["code"] == 0 and right.json()["bot"]["open_id"] == BOT_OPEN_ID
 
 
 def test_bot_menu_runs_the_mapped_command(lite: Feishu) -> None:
@@ -459,7 +658,7 @@ def test_forged_stale_and_broken_requests_have_no_effects(lite: Feishu) -> None:
     assert lite.post(b"{" + b" " * (300 * 1024) + b"}").status_code == 413
     lite.platform.drain()
     store = lite.service.bot.store
-    assert lite.fake.calls == []
+    assert [c["path"] for c in lite.fake.calls] == [TOKEN_PATH, BOT_INFO]  # start-up only
     for name, event, _, _ in cases:
         assert lite.member(f"ou_{name}") is None, name
         # Not recorded: a genuine redelivery of the same id would still be handled.
@@ -479,7 +678,7 @@ def test_unhandled_event_types_are_acknowledged_and_ignored(lite: Feishu) -> Non
         response = lite.post(event)
         assert response.status_code == 200, response.text
     lite.platform.drain()
-    assert lite.fake.calls == []
+    assert [c["path"] for c in lite.fake.calls] == [TOKEN_PATH, BOT_INFO]  # start-up only
     metrics = httpx.get(lite.base + "/metrics").text
     assert 'type="im.chat.member.bot.added_v1"} 1.0' in metrics
     assert 'type="x.never.heard_of_v9"} 1.0' in metrics

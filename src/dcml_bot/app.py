@@ -168,6 +168,10 @@ class Platform(Protocol):
         """Stop them, letting queued work finish."""
         ...
 
+    def health(self) -> dict[str, Any]:
+        """``{"state": "connected"}`` once the platform answered its first call."""
+        ...
+
 
 @dataclass
 class Service:
@@ -205,20 +209,24 @@ class Service:
         next_run = self.scheduler.next_run() if self.scheduler is not None else None
         if catalog is not None:
             self.metrics.catalog_items.set(len(catalog.entries))
+        connections = {platform.name: platform.health() for platform in self.platforms}
+        connected = all(c.get("state") == "connected" for c in connections.values())
+        ok = database and catalog is not None and connected
         body = {
-            "status": "ok" if database and catalog is not None else "degraded",
+            "status": "ok" if ok else "degraded",
             "catalog": {
                 "source": self.bot.library.source,
                 "items": len(catalog.entries) if catalog is not None else 0,
             },
             "platforms": sorted(self.bot.messengers),
+            "connections": connections,
             "database": {"reachable": database},
             "scheduler": {
                 "next_run": next_run.astimezone(dt.UTC).isoformat() if next_run else None,
                 "timezone": self.settings.timezone,
             },
         }
-        return database and catalog is not None, body
+        return ok, body
 
 
 def build_service(

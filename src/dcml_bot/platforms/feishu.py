@@ -1,4 +1,4 @@
-"""Feishu / Lark outgoing side: the lark-oapi client, a send pacer, and DMs as cards."""
+"""Feishu / Lark outgoing side: the lark-oapi client, a send pacer, DMs as cards, bot info."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ UNREACHABLE = frozenset(
 # The cached tenant_access_token was revoked or expired early: fetch a new one and try again.
 STALE_TOKEN = frozenset({99991663, 99991668})
 UUID_PREFIX = "dcml-"
+# The bot's own identity (open_id, app name); tenant_access_token, no extra permission.
+BOT_INFO = "/open-apis/bot/v3/info"
 
 
 def delivery_uuid(key: str) -> str:
@@ -142,6 +144,35 @@ def _failure(response: Any) -> Failure:
 
 
 @dataclass(frozen=True)
+class BotIdentity:
+    """Who the bot is on Feishu: its ``open_id`` (what group @-mentions carry) and app name."""
+
+    open_id: str
+    app_name: str = ""
+
+
+class BotInfoError(Exception):
+    """The bot info API did not tell the bot's open_id (network, server, token or permission)."""
+
+
+def identity_of(content: bytes | None) -> BotIdentity:
+    """The BotIdentity in a bot info answer, ``{"code": 0, "bot": {"open_id", "app_name"}}``."""
+    try:
+        body = json.loads(content or b"")
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise BotInfoError("feishu: bot info: the answer is not JSON") from exc
+    bot = body.get("bot") if isinstance(body, dict) else None
+    # The documented answer has "bot" at the top level; accept a "data" envelope too.
+    if bot is None and isinstance(body, dict) and isinstance(body.get("data"), dict):
+        bot = body["data"].get("bot")
+    open_id = bot.get("open_id") if isinstance(bot, dict) else None
+    if not isinstance(open_id, str) or not open_id:
+        raise BotInfoError("feishu: bot info: the answer carries no bot.open_id")
+    name = bot.get("app_name") if isinstance(bot, dict) else None
+    return BotIdentity(open_id, name if isinstance(name, str) else "")
+
+
+@dataclass(frozen=True)
 class Target:
     """Where a message goes: a new message to a user or chat, or a reply to a message."""
 
@@ -177,6 +208,31 @@ class FeishuMessenger:
     def find_sent(self, user_id: str, key: str) -> str | None:
         """Feishu cannot look messages up by key; the resend's ``uuid`` dedupes it instead."""
         return None
+
+    # --- who the bot is ---------------------------------------------------------------------
+
+    def identity(self) -> BotIdentity:
+        """The bot's open_id and app name (``GET /open-apis/bot/v3/info``); BotInfoError if not.
+
+        lark-oapi has no typed bot v3 resource: its raw ``client.request`` fetches and caches the
+        tenant token as for any other call, and ``_call`` refetches a revoked one.
+        """
+        request = (
+            lark.BaseRequest.builder()
+            .http_method(lark.HttpMethod.GET)
+            .uri(BOT_INFO)
+            .token_types({lark.AccessTokenType.TENANT})
+            .build()
+        )
+        try:
+            response = self._call(lambda: self.client.request(request))
+        except SendError as exc:
+            raise BotInfoError(str(exc)) from exc
+        if not response.success():
+            failure = _failure(response)
+            status = f"HTTP {failure.status}, " if failure.status is not None else ""
+            raise BotInfoError(f"feishu: bot info: {status}code {failure.code} {failure.message}")
+        return identity_of(getattr(getattr(response, "raw", None), "content", None))
 
     # --- replies ----------------------------------------------------------------------------
 

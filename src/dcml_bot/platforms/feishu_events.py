@@ -34,12 +34,14 @@ from dcml_bot.core.outbound import SendError
 from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.feishu import (
     PLATFORM,
+    BotIdentity,
     FeishuMessenger,
     FeishuOptions,
     Target,
     delivery_uuid,
 )
 from dcml_bot.platforms.feishu_cards import action_of, render_card
+from dcml_bot.platforms.first_call import FirstCall
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,9 @@ MENU_COMMANDS = {
     "start": "start",
     "stop": "stop",
 }
+# Seconds between attempts to learn the bot's open_id: the first wait, doubling up to the last.
+IDENTITY_RETRY = (2.0, 300.0)
+CONNECT_WAIT = 3.0  # seconds start() waits for the bot info API before serving without it
 _MENU_PREFIX = re.compile(r"^dcml[_:.\-]", re.IGNORECASE)
 _MENTION = re.compile(r"@_(?:user_\d+|all)\b")
 _UNREGISTERED = re.compile(r"processor not found, type: ([\w.\-]+)")
@@ -324,6 +329,14 @@ class FeishuPlatform:
             self.handler = self._build_handler(key or "", token or "")
         # A forged or unknown-type request is not worth an ERROR traceback from the SDK.
         quiet_lark_rejections()
+        # Who the bot is: learned in the background at start (bot info API), None until then.
+        self.identity: BotIdentity | None = None
+        first_wait, longest = IDENTITY_RETRY
+        self.first_call = FirstCall(
+            PLATFORM, self._identify, first_wait=first_wait, max_wait=longest
+        )
+        self._unverified_warned = False
+        self._warn_lock = threading.Lock()
         self.connection: LongConnection | None = None
         if self.mode == "websocket":
             self.connection = LongConnection(
@@ -369,16 +382,43 @@ class FeishuPlatform:
         return [Route(PATH, self.endpoint, methods=["POST"])]
 
     def start(self) -> None:
-        """Open the long connection in websocket mode."""
+        """Learn the bot's open_id (in the background until the bot info API answers; a moment
+        is waited for it); open the long connection in websocket mode. Until the open_id is
+        known, group messages are ignored."""
+        if not self.first_call.start(wait=CONNECT_WAIT):
+            log.warning("feishu: the bot info API has not answered yet; retrying in the background")
         if self.connection is not None:
             self.connection.start()
             log.info("feishu: connecting over the long connection")
 
     def stop(self) -> None:
-        """Close the long connection and finish queued work."""
+        """Stop learning the bot's open_id, close the long connection, finish queued work."""
+        self.first_call.stop()
         if self.connection is not None:
             self.connection.stop()
         self.background.shutdown()
+
+    def wait_identity(self, timeout: float) -> bool:
+        """Whether the bot's open_id is known, waiting up to ``timeout`` seconds for it."""
+        return self.first_call.wait(timeout)
+
+    def health(self) -> dict[str, Any]:
+        """``{"state": "connected"}`` once the bot knows its open_id (its first API call)."""
+        return self.first_call.health()
+
+    def _identify(self) -> None:
+        """Ask the bot info API who the bot is (retried by ``first_call`` until it answers)."""
+        try:
+            identity = self.messenger.identity()
+        except Exception:
+            self.metrics.errors.labels("feishu.bot_info").inc()
+            raise
+        self.identity = identity
+        log.info(
+            "feishu: the bot is %s (%s); group messages are answered when they @-mention it",
+            identity.open_id,
+            identity.app_name or "no app name",
+        )
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until background work queued so far has finished (tests and shutdown)."""
@@ -494,10 +534,11 @@ class FeishuPlatform:
         if _attr(event, "sender", "sender_type") != "user" or not open_id or message is None:
             self._event(MESSAGE, "ignored")
             return
-        if message.chat_type != "p2p" and not message.mentions:
-            # In groups only @-mentions are for the bot.
-            self._event(MESSAGE, "not-mentioned")
-            return
+        if message.chat_type != "p2p":
+            not_for_me = self._not_for_me(message.mentions)
+            if not_for_me is not None:
+                self._event(MESSAGE, not_for_me)
+                return
         if message.message_type != "text":
             self._event(MESSAGE, "not-text")
             return
@@ -509,6 +550,34 @@ class FeishuPlatform:
         self._deliver(
             Target("reply", str(message.message_id), str(message.chat_id or open_id)), reply, uuid
         )
+
+    def _not_for_me(self, mentions: Any) -> str | None:
+        """Why a group message is not for the bot (the event's outcome), or None if it is.
+
+        A group message is for the bot only when one of its ``mentions`` is the bot's open_id: an
+        app allowed to read every group message (``im:message.group_msg``) also gets messages
+        that @-mention other people and bots.
+
+        Until the bot info API has told the open_id, group messages are ignored (and a WARNING
+        says so once). Matching a mention's ``name`` against the app name instead is no
+        fallback: the app name comes from the same call that failed, and a member's display
+        name can equal it. DMs are answered meanwhile, and the retries usually succeed soon.
+        """
+        if not mentions:
+            return "not-mentioned"
+        identity = self.identity
+        if identity is None:
+            with self._warn_lock:
+                warn, self._unverified_warned = not self._unverified_warned, True
+            if warn:
+                log.warning(
+                    "feishu: the bot's open_id is not known yet, so group @-mentions cannot be "
+                    "checked: group messages are ignored until it is"
+                )
+            return "unverified"
+        if any(_attr(mention, "id", "open_id") == identity.open_id for mention in mentions):
+            return None
+        return "ignored"
 
     def _menu(self, data: Any, event_id: str | None) -> None:
         event = _attr(data, "event")

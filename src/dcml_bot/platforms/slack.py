@@ -34,6 +34,7 @@ from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import ChannelBook, SendError
 from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.first_call import FirstCall
 from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.platforms.slack_blocks import (
     ACTION_PREFIX,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
+
+CONNECT_WAIT = 3.0  # seconds start() waits for Slack before serving without it (retrying)
 
 PLATFORM = "slack"
 COMMAND = "/dcml"
@@ -289,6 +292,8 @@ class SlackPlatform:
             # The listener answers inline (fast, and deterministic); slow work goes to the pool.
             process_before_response=True,
             logger=logging.getLogger("dcml_bot.platforms.slack.bolt"),
+            # auth.test runs in start(), retried in the background: Slack down must not stop serve.
+            token_verification_enabled=False,
         )
         self.app.command(COMMAND)(self._on_command)
         self.app.event("team_join")(self._on_team_join)
@@ -297,6 +302,7 @@ class SlackPlatform:
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.action(re.compile(".*"))(self._on_unknown_action)
         self.app.event(re.compile(".*"))(self._on_other_event)
+        self.first_call = FirstCall(PLATFORM, self._connect)
         self.socket: SocketModeHandler | None = None
         if options.app_token is not None:
             # Imported only for Socket Mode: the websocket client costs ≈ 35 ms at start-up.
@@ -313,14 +319,26 @@ class SlackPlatform:
         return [Route("/slack/events", self.endpoint, methods=["POST"])]
 
     def start(self) -> None:
-        """Connect Socket Mode when an app token is set."""
+        """Check the token (``auth.test``) and connect Socket Mode when an app token is set, in
+        the background until Slack answers; wait a moment so a reachable Slack is ready at once."""
+        if not self.first_call.start(wait=CONNECT_WAIT):
+            log.warning("slack: not connected yet; serving, and retrying in the background")
+
+    def _connect(self) -> None:
+        answer = self.messenger.client.auth_test()
+        log.info("slack: connected as %s in %s", answer.get("user_id"), answer.get("team_id"))
         if self.socket is not None:
             self.socket.connect()  # type: ignore[no-untyped-call]
             log.info("slack: connected over Socket Mode")
 
+    def health(self) -> dict[str, Any]:
+        """Whether the first call (auth.test, Socket Mode) has answered."""
+        return self.first_call.health()
+
     def stop(self) -> None:
-        """Close Socket Mode and finish queued work."""
-        if self.socket is not None:
+        """Stop connecting, close Socket Mode and finish queued work."""
+        self.first_call.stop()
+        if self.socket is not None and self.first_call.connected.is_set():
             self.socket.close()  # type: ignore[no-untyped-call]
         self.background.shutdown()
 

@@ -133,6 +133,10 @@ class LocalWebPlatform:
     def stop(self) -> None:
         """Nothing to stop."""
 
+    def health(self) -> dict[str, Any]:
+        """The lab is in this process: always connected."""
+        return {"state": "connected"}
+
     # --- the page ---------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
