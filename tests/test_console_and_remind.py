@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from dcml_bot.app import build_console, build_service
 from dcml_bot.platforms.console import Console
 from dcml_bot.platforms.local import LocalClock
 from dcml_bot.settings import Settings, load_settings
+from dcml_bot.store import Store, open_store
 from support import CONFIG, MONDAY_SLOT, Clock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +210,114 @@ def _keys(console: Console) -> list[str]:
     with console.bot.store.engine.connect() as connection:
         query = sa.text("SELECT key FROM local_messages WHERE key IS NOT NULL ORDER BY id")
         return [row[0] for row in connection.execute(query)]
+
+
+# --- remind after a crash: claims of ended processes, and who is left ----------------------------
+
+HOST = socket.gethostname()
+W50 = "2026-W50"
+
+
+def enrolled(db: Path, *users: str) -> tuple[Store, dict[str, int]]:
+    """Open (and migrate) the database and enrol these local users; returns their member ids."""
+    store = open_store(f"sqlite:///{db}")
+    now = dt.datetime.now(dt.UTC)
+    ids = {}
+    for user in users:
+        ids[user] = store.upsert_member("local", user, now=now).id
+        store.set_enrolled(ids[user], True, now)
+    return store, ids
+
+
+def hold(store: Store, member_id: int, user: str, worker: str) -> str:
+    """Claim a user's W50 paper as ``worker``, as a run that has not finished would have."""
+    key = f"weekly:local:{user}:{W50}"
+    now = dt.datetime.now(dt.UTC)
+    assert store.claim(key, member_id=member_id, kind="weekly", week=W50, worker=worker, now=now)
+    return key
+
+
+def test_remind_takes_over_the_claim_of_an_ended_process_at_once(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    store, ids = enrolled(db, "ann", "ben")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    try:
+        hold(store, ids["ann"], "ann", f"{HOST}:{ended.pid}")  # its lease has 5 minutes to go
+        result = run(db, "remind", "--week", W50)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "2 enrolled member(s); sent: 2" in result.stdout
+        assert sorted(local_keys(db)) == [f"weekly:local:{u}:{W50}" for u in ("ann", "ben")]
+    finally:
+        store.dispose()
+
+
+def test_remind_names_each_member_left_and_why_then_exits_1(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    store, ids = enrolled(db, "ann", "ben", "cid", "dan", "eve")
+    try:
+        now = dt.datetime.now(dt.UTC)
+        live = hold(store, ids["ann"], "ann", f"{HOST}:{os.getpid()}")  # this test: running
+        remote = hold(store, ids["ben"], "ben", "elsewhere.invalid:1")
+        failed = hold(store, ids["cid"], "cid", "w0")
+        retry_at = now + dt.timedelta(hours=1)
+        assert store.mark_failed(failed, worker="w0", error="timeout", retry_at=retry_at, now=now)
+        dead = hold(store, ids["dan"], "dan", "w0")
+        assert store.mark_failed(dead, worker="w0", error="gone", retry_at=None, dead=True, now=now)
+
+        result = run(db, "remind", "--week", W50, "--wait", "0")
+        assert result.returncode == 1, result.stdout + result.stderr
+        leases = {k: getattr(store.get_outbox(k), "lease_until", None) for k in (live, remote)}
+        until = {k: f"{lease:%H:%M:%S} UTC" for k, lease in leases.items()}
+        lines = result.stdout.splitlines()
+        assert lines[lines.index("5 enrolled member(s); already: 2, busy: 2, sent: 1") + 1 :] == [
+            f"local:ann {W50}: held by {HOST}:{os.getpid()}, still running on this host, "
+            f"until {until[live]}",
+            f"local:ben {W50}: held by elsewhere.invalid:1 on another host until {until[remote]}",
+            f"local:cid {W50}: failed (timeout); tried again from {retry_at:%H:%M} UTC",
+            "3 member(s) still without this week's paper: the scheduler of a running `serve` "
+            "(or another `remind`) sends them later, never twice.",
+        ]
+        assert local_keys(db) == [f"weekly:local:eve:{W50}"]
+    finally:
+        store.dispose()
+
+
+def test_remind_waits_for_a_paper_a_live_process_is_sending(tmp_path: Path) -> None:
+    db = tmp_path / "bot.sqlite3"
+    store, ids = enrolled(db, "ann", "ben")
+    holder = f"{HOST}:{os.getpid()}"
+    key = hold(store, ids["ann"], "ann", holder)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCML_BOT_")}
+    env.update({"DCML_BOT_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200", "NO_COLOR": "1"})
+    out = tmp_path / "remind.out"
+    with out.open("wb") as stdout:
+        remind = subprocess.Popen(
+            [str(SCRIPT), "remind", "--week", W50, "--wait", "30"],
+            cwd=ROOT,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while getattr(store.get_outbox(f"weekly:local:ben:{W50}"), "status", None) != "sent":
+            assert remind.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, "remind never served ben"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert remind.poll() is None, "remind ended while ann's paper was still held"
+        # The holder (this test) finishes: remind sees it and ends, complete.
+        assert store.mark_sent(
+            key, worker=holder, platform_message_id="m0", now=dt.datetime.now(dt.UTC)
+        )
+        assert remind.wait(timeout=10) == 0, out.read_text()
+    finally:
+        if remind.poll() is None:
+            remind.kill()
+            remind.wait()
+        store.dispose()
+    shown = out.read_text()
+    assert "2 enrolled member(s); already: 1, sent: 1" in shown
+    assert "without this week's paper" not in shown
+    assert local_keys(db) == [f"weekly:local:ben:{W50}"]

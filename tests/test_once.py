@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import (
     DROPPED,
+    ELSEWHERE,
     FAILED,
+    GONE,
     NEVER,
     NO_PLATFORM,
     RECOVERED,
+    RUNNING,
     SENT,
     TAKEN,
+    UNKNOWN,
     Letter,
     OnceOnly,
     Parcel,
     Retry,
+    holder_state,
 )
 from dcml_bot.core.outbound import SendError
 from dcml_bot.store import Claim, MemberRecord, Store
@@ -225,8 +236,6 @@ def test_a_member_of_a_platform_not_running_is_not_claimed(store: Store) -> None
 
 
 def test_two_workers_racing_send_once(store: Store, member: MemberRecord) -> None:
-    import threading
-
     recorder = Recorder()
     letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
     outcomes: list[str] = []
@@ -244,3 +253,131 @@ def test_two_workers_racing_send_once(store: Store, member: MemberRecord) -> Non
         thread.join()
     assert sorted(outcomes) == [SENT] + [TAKEN] * 5
     assert recorder.keys("ann") == [letter.key]
+
+
+# --- claims whose holder has ended ---------------------------------------------------------------
+
+HOST = socket.gethostname()
+
+
+@pytest.fixture(scope="module")
+def ended_pid() -> int:
+    """The pid of a process of this host that has run and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("already_sent", [True, False])
+def test_a_claim_of_a_process_that_ended_is_recovered_at_once(
+    store: Store, member: MemberRecord, ended_pid: int, already_sent: bool
+) -> None:
+    recorder = Recorder()
+    letter = Letter(key="weekly:local:ann:2026-W49", kind="weekly", member=member, week="W")
+    dead = f"{HOST}:{ended_pid}"
+    assert holder_state(dead) == GONE
+    assert store.claim(letter.key, member_id=member.id, kind="weekly", worker=dead, now=T0)
+    if already_sent:  # it died after sending, before confirming
+        recorder.send_dm("ann", Reply(header="the paper"), key=letter.key)
+    soon = T0 + dt.timedelta(seconds=1)  # the lease has 4:59 to go
+    once = make(store, recorder)
+    ledger = Ledger(once, soon)
+    assert once.send(letter, soon, ledger) == (RECOVERED if already_sent else SENT)
+    assert ledger.claims[0].recovered and ledger.claims[0].attempts == 2
+    assert recorder.find_calls == [("ann", letter.key)]  # asked before any send
+    assert recorder.keys("ann") == [letter.key] and ledger.rendered == (0 if already_sent else 1)
+    row = store.get_outbox(letter.key)
+    assert row is not None and (row.status, row.claimed_by) == ("sent", "w1")
+
+
+@pytest.fixture(scope="module")
+def live_pid() -> Iterator[int]:
+    """The pid of another process of this host, running for the module's tests."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize(
+    ("holder", "state"),
+    [
+        (lambda ended, live: f"{HOST}:{os.getpid()}", RUNNING),  # this very process
+        (lambda ended, live: f"{HOST}:{live}", RUNNING),  # another live process here
+        (lambda ended, live: f"{HOST}:1", RUNNING),  # init: alive (PermissionError unless root)
+        (lambda ended, live: f"elsewhere-{HOST}:{ended}", ELSEWHERE),  # ended here, not there
+        (lambda ended, live: "ghost", UNKNOWN),
+        (lambda ended, live: f"{HOST}:0", UNKNOWN),  # os.kill(0, 0) would ask about our group
+        (lambda ended, live: f"{HOST}:-1", UNKNOWN),
+        (lambda ended, live: f"{HOST}:{2**40}", UNKNOWN),
+    ],
+    ids=["self", "live", "init", "other-host", "no-pid", "pid-0", "negative", "huge"],
+)
+def test_a_claim_of_a_live_or_unknown_holder_waits_for_its_lease(
+    store: Store,
+    member: MemberRecord,
+    ended_pid: int,
+    live_pid: int,
+    holder: Callable[[int, int], str],
+    state: str,
+) -> None:
+    worker = holder(ended_pid, live_pid)
+    assert holder_state(worker) == state
+    recorder = Recorder()
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    assert store.claim(letter.key, member_id=member.id, kind="welcome", worker=worker, now=T0)
+    once = make(store, recorder)
+    early = T0 + LEASE - dt.timedelta(seconds=1)
+    assert once.send(letter, early, Ledger(once, early)) == TAKEN
+    assert recorder.attempts == [] and recorder.find_calls == []
+    row = store.get_outbox(letter.key)
+    assert row is not None and (row.status, row.claimed_by) == ("claimed", worker)
+    expired = T0 + LEASE
+    assert once.send(letter, expired, Ledger(once, expired)) == SENT
+    assert recorder.find_calls == [("ann", letter.key)]
+
+
+def test_own_claims_are_never_taken_as_orphaned(
+    store: Store, member: MemberRecord, ended_pid: int
+) -> None:
+    # Even when this worker's id reads as an ended process (it is a name, not a pid here).
+    worker = f"{HOST}:{ended_pid}"
+    recorder = Recorder()
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    assert store.claim(letter.key, member_id=member.id, kind="welcome", worker=worker, now=T0)
+    once = make(store, recorder, worker=worker)
+    assert once.send(letter, T0, Ledger(once, T0)) == TAKEN
+    without = OnceOnly(
+        store=store, messengers={"local": recorder}, worker="w2", lease=LEASE, holder_gone=None
+    )
+    assert without.send(letter, T0, Ledger(without, T0)) == TAKEN
+    assert recorder.attempts == [] and recorder.find_calls == []
+
+
+def test_workers_racing_over_an_ended_holder_recover_it_once(
+    store: Store, member: MemberRecord, ended_pid: int
+) -> None:
+    recorder = Recorder()
+    letter = Letter(key="weekly:local:ann:2026-W49", kind="weekly", member=member, week="W")
+    dead = f"{HOST}:{ended_pid}"
+    assert store.claim(letter.key, member_id=member.id, kind="weekly", worker=dead, now=T0)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def run(n: int) -> None:
+        once = make(store, recorder, worker=f"w{n}")
+        barrier.wait()
+        outcomes.append(once.send(letter, T0, Ledger(once, T0)))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [SENT] + [TAKEN] * 5
+    assert recorder.find_calls == [("ann", letter.key)]
+    assert recorder.keys("ann") == [letter.key]
+    row = store.get_outbox(letter.key)
+    assert row is not None and row.status == "sent" and row.attempts == 2

@@ -536,6 +536,64 @@ def test_claim_race_between_threads_has_one_winner(store: Store) -> None:
     assert row is not None and (row.claimed_by, row.attempts) == (winners[0].worker, 2)
 
 
+def test_claim_takes_over_a_gone_holder_only_when_told(store: Store) -> None:
+    member_id = _member_id(store)
+    key = "weekly:slack:U1:2026-W48"
+    assert _weekly(store, key, member_id, worker="dead")
+    soon = T0 + MINUTE  # the lease runs until T0 + 5 min
+    asked: list[str] = []
+
+    def gone(holder: str) -> bool:
+        asked.append(holder)
+        return holder == "dead"
+
+    assert _weekly(store, key, member_id, worker="w2", now=soon) is None
+    assert (
+        _weekly(store, key, member_id, worker="w2", now=soon, holder_gone=lambda h: False) is None
+    )
+    claim = _weekly(store, key, member_id, worker="w2", item_id="x", now=soon, holder_gone=gone)
+    assert claim is not None and claim.recovered and claim.attempts == 2
+    assert (claim.worker, claim.item_id, claim.lease_until) == (
+        "w2",
+        "arxiv:2310.03744",
+        soon + 5 * MINUTE,
+    )
+    assert _weekly(store, key, member_id, worker="w3", now=soon, holder_gone=gone) is None
+    assert asked == ["dead", "w2"]
+    # Rows that are not claimed are never its business.
+    assert store.mark_failed(key, worker="w2", error="timeout", retry_at=T0 + 9 * MINUTE, now=soon)
+    assert _weekly(store, key, member_id, worker="w3", now=soon, holder_gone=gone) is None
+    assert store.mark_sent(key, worker="w2", now=soon)
+    assert _weekly(store, key, member_id, worker="w3", now=soon, holder_gone=gone) is None
+    assert asked == ["dead", "w2"]
+
+
+def test_claim_race_over_a_gone_holder_has_one_winner(store: Store) -> None:
+    member_id = _member_id(store)
+    key = "weekly:slack:U1:2026-W48"
+    assert _weekly(store, key, member_id, worker="dead")
+    callers = 8
+    # On PostgreSQL every caller reads the orphaned claim before any takes it over (the worst
+    # interleaving); SQLite's BEGIN IMMEDIATE runs them one after another (no barrier there).
+    read_all = threading.Barrier(callers, timeout=30)
+    postgresql = store.engine.dialect.name == "postgresql"
+
+    def gone(holder: str) -> bool:
+        if postgresql:
+            read_all.wait()
+        return holder == "dead"
+
+    soon = T0 + MINUTE
+    claims = _race(
+        callers,
+        lambda i: _weekly(store, key, member_id, worker=f"r{i}", now=soon, holder_gone=gone),
+    )
+    winners = [claim for claim in claims if claim is not None]
+    assert len(winners) == 1 and winners[0].recovered is True
+    row = store.get_outbox(key)
+    assert row is not None and (row.claimed_by, row.attempts) == (winners[0].worker, 2)
+
+
 PROCESSES = 4
 PROCESS_KEYS = 10
 

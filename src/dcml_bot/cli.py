@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from dcml_bot.app import Service
+    from dcml_bot.core.jobs import Unsent
     from dcml_bot.settings import Settings
 
 # Imports are where they are needed: the catalog commands only parse and print, so the database
@@ -325,8 +326,18 @@ def remind(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show who would get which paper; send nothing.")
     ] = False,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for papers another running process is sending (default 30).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the weekly delivery now, with a progress bar and a summary."""
+    """Run the weekly delivery now, with a progress bar and a summary; exit 1 unless every
+    member's paper went out, or cannot go out (unreachable, nothing left to send)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -361,12 +372,8 @@ def remind(
         console=out,
     ) as bar:
         task = bar.add_task("members", total=len(members))
-        report = bot.delivery.deliver(
-            bot.clock(),
-            week=week,
-            force=True,
-            dry_run=dry_run,
-            on_member=lambda m, o: bar.advance(task),
+        report, unsent = service.jobs.remind(
+            week=week, dry_run=dry_run, on_member=lambda m, o: bar.advance(task), patience=wait
         )
     if dry_run:
         table = Table(
@@ -380,16 +387,38 @@ def remind(
             )
         out.print(table)
     out.print(f"{len(members)} enrolled member(s); {report.summary('nothing to do')}")
-    if report.count("busy"):
-        minutes = int(bot.delivery.once.lease.total_seconds() // 60)
+    for left in unsent:
+        out.print(f"{left.member.platform}:{left.member.user_id} {left.week}: {_why_unsent(left)}")
+    waiting = sum(not left.final for left in unsent)
+    if waiting:
         out.print(
-            f"{report.count('busy')} member(s) are held by another run, or by one that crashed: "
-            f"their claim expires within {minutes} min, then the scheduler's next tick (or "
-            "another `remind`) checks the platform and sends only what is missing."
+            f"{waiting} member(s) still without this week's paper: the scheduler of a running "
+            "`serve` (or another `remind`) sends them later, never twice."
         )
     service.stop()
-    if report.count("failed"):
+    if waiting:
         raise typer.Exit(1)
+
+
+def _why_unsent(left: Unsent) -> str:
+    """Why a member's paper has not gone out, from its outbox row."""
+    from dcml_bot.core.once import ELSEWHERE, GONE, RUNNING, holder_state
+
+    row = left.row
+    if row is None:
+        return f"not sent ({left.outcome})"
+    if row.status == "dead":
+        return f"cannot be reached ({row.last_error}); not retried"
+    if row.status == "failed":
+        when = f"{row.retry_at:%H:%M} UTC" if row.retry_at else "the next run"
+        return f"failed ({row.last_error}); tried again from {when}"
+    holder = row.claimed_by or "?"
+    until = f"{row.lease_until:%H:%M:%S} UTC" if row.lease_until else "its lease ends"
+    return {
+        RUNNING: f"held by {holder}, still running on this host, until {until}",
+        ELSEWHERE: f"held by {holder} on another host until {until}",
+        GONE: f"held by {holder}, which has ended: the next run takes it over",
+    }.get(holder_state(holder), f"held by {holder} until {until}")
 
 
 @app.command("serve")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +13,7 @@ from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.notices import AdminNotices
 from dcml_bot.core.onboarding import Onboarding
+from dcml_bot.core.once import worker_id as worker_id  # the ledger's name for this process
 from dcml_bot.core.outbound import Messenger
 from dcml_bot.core.profile import Profiles
 from dcml_bot.core.reading import Reading
@@ -25,11 +24,6 @@ from dcml_bot.store import MemberRecord, Store
 def utc_now() -> dt.datetime:
     """The current time, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-def worker_id() -> str:
-    """A name for this process in the outbox ledger (host and pid)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def chat_commands(services: Services, admins: set[str]) -> Commands:

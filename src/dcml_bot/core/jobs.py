@@ -5,11 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.delivery import DeliveryReport
+from dcml_bot.core.delivery import (
+    ALREADY,
+    BUSY,
+    FAILED,
+    NO_PLATFORM,
+    NOTHING,
+    DeliveryReport,
+    weekly_key,
+)
 from dcml_bot.core.library import ReloadResult
+from dcml_bot.store import MemberRecord, OutboxRecord
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +28,24 @@ log = logging.getLogger(__name__)
 EVENT_MEMORY = dt.timedelta(days=7)
 # With catch_up off, a slot is still served this long after it passed (a restart, a slow tick).
 NO_CATCH_UP = dt.timedelta(hours=1)
+# How long ``remind`` waits for papers another live run is sending before it reports them.
+PATIENCE = 30.0
+POLL = 0.2
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """A member whose paper for the week has not gone out, with the outbox row saying why."""
+
+    member: MemberRecord
+    week: str
+    outcome: str
+    row: OutboxRecord | None
+
+    @property
+    def final(self) -> bool:
+        """Whether nothing more will be tried: a permanent failure (dead)."""
+        return self.row is not None and self.row.status == "dead"
 
 
 class Jobs:
@@ -53,6 +82,62 @@ class Jobs:
             self.on_report(report)
         return report
 
+    def remind(
+        self,
+        *,
+        week: str | None = None,
+        dry_run: bool = False,
+        on_member: Callable[[MemberRecord, str], None] | None = None,
+        patience: float | None = None,
+    ) -> tuple[DeliveryReport, list[Unsent]]:
+        """Deliver the week to every enrolled member now; return the report and who is left."""
+        patience = PATIENCE if patience is None else patience
+        # Papers other live runs hold are waited for (up to ``patience`` seconds), so two runs
+        # side by side both end complete; a permanent failure of this run is listed as final.
+        now = self.bot.clock()
+        delivery = self.bot.delivery
+        served: dict[int, tuple[MemberRecord, str, str]] = {}
+
+        def seen(member: MemberRecord, outcome: str) -> None:
+            if outcome not in {NOTHING, NO_PLATFORM}:
+                served[member.id] = (member, week or delivery.week_for(member, now), outcome)
+            if on_member is not None:
+                on_member(member, outcome)
+
+        report = delivery.deliver(now, week=week, force=True, dry_run=dry_run, on_member=seen)
+        if dry_run:
+            return report, []
+        keys = {mid: weekly_key(member, wk) for mid, (member, wk, _) in served.items()}
+        rows = self.bot.store.outbox_for_keys(keys.values())
+
+        def recount(mid: int, outcome: str) -> None:
+            member, wk, before = served[mid]
+            report.outcomes[before] -= 1
+            report.outcomes[outcome] += 1
+            served[mid] = (member, wk, outcome)
+
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            # "Already" can also mean another run claimed the paper after this one read it.
+            held = [mid for mid, key in keys.items() if _status(rows.get(key)) == "claimed"]
+            if not held:
+                break
+            time.sleep(POLL)
+            for mid in held:
+                member, wk, _ = served[mid]
+                recount(mid, delivery.deliver_one(member, wk, self.bot.clock()))
+            rows.update(self.bot.store.outbox_for_keys(keys[mid] for mid in held))
+        unsent = []
+        for mid, (member, wk, outcome) in served.items():
+            status = _status(rows.get(keys[mid]))
+            if outcome == BUSY and status in {"sent", "dead"}:
+                recount(mid, ALREADY)  # the run that held it has finished it since
+            # A member found dead by an earlier run is old news; by this one, it is reported.
+            elif status not in {"sent", "dead"} or (status, outcome) == ("dead", FAILED):
+                unsent.append(Unsent(member, wk, outcome, rows.get(keys[mid])))
+        report.outcomes = +report.outcomes  # drop the outcomes no member has any more
+        return report, unsent
+
     def retry_welcomes(self, now: dt.datetime) -> int:
         """Send again the welcomes that failed for a temporary reason; returns how many went."""
         sent = 0
@@ -72,3 +157,7 @@ class Jobs:
     def prune(self) -> int:
         """Forget processed inbound event ids older than the platforms' retry windows."""
         return self.bot.store.prune_events(self.bot.clock() - EVENT_MEMORY)
+
+
+def _status(row: OutboxRecord | None) -> str | None:
+    return None if row is None else row.status

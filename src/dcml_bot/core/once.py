@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -47,6 +49,47 @@ class Retry:
 
 NEVER = Retry(first=None)
 
+GONE, RUNNING, ELSEWHERE, UNKNOWN = "gone", "running", "elsewhere", "unknown"
+
+
+def worker_id() -> str:
+    """A name for this process in the outbox ledger: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_state(holder: str) -> str:
+    """What is known of a claim's holder (``host:pid``): gone, running, elsewhere or unknown."""
+    host, _, pid_text = holder.rpartition(":")
+    if not host or not (pid_text.isascii() and pid_text.isdigit()) or int(pid_text) <= 0:
+        return UNKNOWN  # not a worker id (pids 0 and below would signal process groups)
+    if host != socket.gethostname():
+        return ELSEWHERE
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return RUNNING
+    if os.name != "posix":
+        return UNKNOWN  # on Windows os.kill(pid, 0) would terminate the process
+    # Errs towards "running", never towards taking a live holder's claim: a pid reused since
+    # the holder died still answers (as does a zombie not yet reaped), so that claim waits for
+    # its lease as before; ProcessLookupError means no process has the pid now, and a holder
+    # that no longer runs cannot be mid-send. It trusts the hostname to name one pid namespace:
+    # hosts or containers sharing a hostname (and a database) would see each other's workers
+    # as gone.
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return GONE
+    except PermissionError:
+        return RUNNING  # someone else's process: it exists
+    except (OverflowError, OSError):
+        return UNKNOWN
+    return RUNNING
+
+
+def holder_gone(holder: str) -> bool:
+    """Whether a claim's holder is known to have ended (a process of this host, not running)."""
+    return holder_state(holder) == GONE
+
 
 @dataclass(frozen=True)
 class Letter:
@@ -83,11 +126,14 @@ class OnceOnly:
         messengers: Mapping[str, Messenger],
         worker: str,
         lease: dt.timedelta = DEFAULT_LEASE,
+        holder_gone: Callable[[str], bool] | None = holder_gone,
     ) -> None:
         self.store = store
         self.messengers = messengers
         self.worker = worker
         self.lease = lease
+        # A claim whose holder is known to have ended is recovered at once, not after its lease.
+        self.holder_gone = holder_gone
         # Told when a member cannot be reached at all (wired to the admins' notice).
         self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
 
@@ -118,6 +164,7 @@ class OnceOnly:
             worker=self.worker,
             now=now,
             lease=self.lease,
+            holder_gone=None if self.holder_gone is None else self._holder_gone,
         )
         if claim is None:
             return TAKEN
@@ -142,6 +189,10 @@ class OnceOnly:
             return FAILED
         parcel.confirm(message_id)
         return SENT
+
+    def _holder_gone(self, holder: str) -> bool:
+        # This worker's own claims are never orphaned, whatever its id looks like.
+        return holder != self.worker and self.holder_gone is not None and self.holder_gone(holder)
 
     def mark_sent(self, key: str, message_id: str, now: dt.datetime) -> None:
         """The plain confirmation: the key is sent as ``message_id``."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import (
+    ColumnElement,
     and_,
     func,
     or_,
@@ -47,6 +48,35 @@ def _mark_sent(
     return _dml(session, statement).rowcount == 1
 
 
+def _take_overs(
+    session: Session, key: str, now: dt.datetime, holder_gone: Callable[[str], bool] | None
+) -> Iterator[tuple[bool, ColumnElement[bool]]]:
+    """The states a claim may take a row over from, as (recovered, condition), in order."""
+    yield True, and_(Outbox.status == "claimed", _due(Outbox.lease_until, now))
+    yield False, and_(Outbox.status == "failed", _due(Outbox.retry_at, now))
+    if holder_gone is None:
+        return
+    held = session.execute(
+        select(Outbox.claimed_by, Outbox.lease_until, Outbox.attempts).where(
+            Outbox.key == key, Outbox.status == "claimed"
+        )
+    ).first()
+    if held is None or held.claimed_by is None or not holder_gone(held.claimed_by):
+        return
+    logger.info("outbox %s: its holder %s has ended", key, held.claimed_by)
+    # Only the very claim seen to be orphaned: if another caller took it over meanwhile, its
+    # holder, lease and attempt count differ and this UPDATE matches nothing.
+    yield (
+        True,
+        and_(
+            Outbox.status == "claimed",
+            Outbox.claimed_by == held.claimed_by,
+            Outbox.lease_until == held.lease_until,
+            Outbox.attempts == held.attempts,
+        ),
+    )
+
+
 class OutboxStore(StoreBase):
     """The ledger of once-only messages (welcome, weekly, notice)."""
 
@@ -62,13 +92,15 @@ class OutboxStore(StoreBase):
         worker: str,
         now: dt.datetime,
         lease: dt.timedelta = DEFAULT_LEASE,
+        holder_gone: Callable[[str], bool] | None = None,
     ) -> Claim | None:
         """Atomically take the right to send message ``key``, or return None if not allowed.
 
         New key: inserted as claimed. Existing row: sent/dead or validly claimed -> None;
-        claimed with an expired lease -> taken over with ``recovered=True``; failed and due
-        (retry_at null or <= now) -> taken over. Item and title of an existing row win over
-        the arguments. Exactly one of any number of concurrent callers gets a Claim.
+        claimed with an expired lease, or by a holder ``holder_gone`` says is gone -> taken
+        over with ``recovered=True``; failed and due (retry_at null or <= now) -> taken over.
+        Item and title of an existing row win over the arguments. Exactly one of any number of
+        concurrent callers gets a Claim.
         """
         _check("kind", kind, OUTBOX_KINDS)
         if lease <= dt.timedelta(0):
@@ -112,10 +144,7 @@ class OutboxStore(StoreBase):
                 )
             # Each UPDATE re-checks the state it takes over from, so only one caller can win
             # even on PostgreSQL, where this transaction does not lock the row in advance.
-            for recovered, condition in (
-                (True, and_(Outbox.status == "claimed", _due(Outbox.lease_until, now))),
-                (False, and_(Outbox.status == "failed", _due(Outbox.retry_at, now))),
-            ):
+            for recovered, condition in _take_overs(session, key, now, holder_gone):
                 taken = _dml(
                     session, update(Outbox).where(Outbox.key == key, condition).values(**take_over)
                 )
