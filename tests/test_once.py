@@ -235,23 +235,28 @@ def test_a_member_of_a_platform_not_running_is_not_claimed(store: Store) -> None
     assert store.get_outbox(letter.key) is None
 
 
-def test_two_workers_racing_send_once(store: Store, member: MemberRecord) -> None:
-    recorder = Recorder()
-    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+def race(store: Store, recorder: Recorder, letter: Letter, *, workers: int) -> list[str]:
+    """``workers`` OnceOnly senders of one letter, released together; their outcomes."""
     outcomes: list[str] = []
-    barrier = threading.Barrier(6)
+    barrier = threading.Barrier(workers)
 
     def run(n: int) -> None:
         once = make(store, recorder, worker=f"w{n}")
         barrier.wait()
         outcomes.append(once.send(letter, T0, Ledger(once, T0)))
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == [SENT] + [TAKEN] * 5
+    return outcomes
+
+
+def test_two_workers_racing_send_once(store: Store, member: MemberRecord) -> None:
+    recorder = Recorder()
+    letter = Letter(key="welcome:local:ann", kind="welcome", member=member)
+    assert sorted(race(store, recorder, letter, workers=6)) == [SENT] + [TAKEN] * 5
     assert recorder.keys("ann") == [letter.key]
 
 
@@ -363,20 +368,7 @@ def test_workers_racing_over_an_ended_holder_recover_it_once(
     letter = Letter(key="weekly:local:ann:2026-W49", kind="weekly", member=member, week="W")
     dead = f"{HOST}:{ended_pid}"
     assert store.claim(letter.key, member_id=member.id, kind="weekly", worker=dead, now=T0)
-    outcomes: list[str] = []
-    barrier = threading.Barrier(6)
-
-    def run(n: int) -> None:
-        once = make(store, recorder, worker=f"w{n}")
-        barrier.wait()
-        outcomes.append(once.send(letter, T0, Ledger(once, T0)))
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == [SENT] + [TAKEN] * 5
+    assert sorted(race(store, recorder, letter, workers=6)) == [SENT] + [TAKEN] * 5
     assert recorder.find_calls == [("ann", letter.key)]
     assert recorder.keys("ann") == [letter.key]
     row = store.get_outbox(letter.key)
