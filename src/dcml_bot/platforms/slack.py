@@ -187,45 +187,58 @@ class SlackMessenger:
             self.book.put(user_id, None)
 
     def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
-        """Post the reply (one message per Block Kit page); returns ``channel/ts`` of the first."""
+        """Post the reply (one message per Block Kit page); returns ``channel/ts`` of the first.
+
+        Each page carries its own key (``key#1``, ``key#2`` …; the last page ``key`` itself, so
+        ``find_sent(key)`` means "all of it went out"). A multi-page reply first reads back which
+        pages an earlier, failed attempt posted and sends only the others.
+        """
         try:
             channel = self.channel(user_id)
-            first: str | None = None
-            for page, message in enumerate(render_message(reply)):
+            pages = render_message(reply)
+            keys = [f"{key}#{n}" for n in range(1, len(pages))] + [key]
+            posted = self._posted(channel) if len(pages) > 1 else {}
+            sent: list[str] = []
+            for message, page_key in zip(pages, keys, strict=True):
+                if page_key in posted:
+                    sent.append(posted[page_key])
+                    continue
                 self.pacer.wait(channel)
                 response = self.client.chat_postMessage(
                     channel=channel,
                     text=message["text"],
                     blocks=message["blocks"],
                     # Slack keeps this with the message: find_sent reads it back after a crash.
-                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": page_key}},
                     unfurl_links=False,
                     unfurl_media=False,
                 )
-                if page == 0:
-                    first = f"{channel}/{response['ts']}"
+                sent.append(f"{channel}/{response['ts']}")
         except SlackClientError as exc:
             if isinstance(exc, SlackApiError) and exc.response.get("error") == "channel_not_found":
                 self.forget(user_id)
             raise send_error(exc) from exc
-        assert first is not None
-        return first
+        return sent[0]
 
     def find_sent(self, user_id: str, key: str) -> str | None:
         """Look for a message carrying ``key`` among the latest in the DM channel."""
         try:
-            channel = self.channel(user_id)
-            self.pacer.wait("conversations.history:" + channel)
-            response = self.client.conversations_history(
-                channel=channel, include_all_metadata=True, limit=100
-            )
+            return self._posted(self.channel(user_id)).get(key)
         except SlackClientError as exc:
             raise send_error(exc) from exc
+
+    def _posted(self, channel: str) -> dict[str, str]:
+        """The once-only keys of the latest 100 messages in a DM channel, to ``channel/ts``."""
+        self.pacer.wait("conversations.history:" + channel)
+        response = self.client.conversations_history(
+            channel=channel, include_all_metadata=True, limit=100
+        )
+        posted: dict[str, str] = {}
         for message in response.get("messages") or []:
             payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
-                return f"{channel}/{message['ts']}"
-        return None
+            if isinstance(payload.get("key"), str):
+                posted.setdefault(payload["key"], f"{channel}/{message['ts']}")
+        return posted
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """The user object from ``users.info``."""
