@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from dcml_bot.core.bot import Bot
 from dcml_bot.core.plan import member_scope, reading_order
 from dcml_bot.store import open_store
 from dcml_bot.store.database import HEAD_REVISION, alembic_config, current_revision
-from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot, text_of
+from support import MONDAY_SLOT, Clock, Recorder, make_bot, text_of
 
 STARTER = Path(__file__).resolve().parent / "data" / "starter-guide" / "Readme.md"
 TRACKS = ["systems", "autoML", "dcml", "graphs"]
@@ -24,7 +25,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def bot(db_url: str, recorder: Recorder) -> Bot:
+def bot(db_url: str, recorder: Recorder) -> Iterator[Bot]:
     made = make_bot(db_url, recorder, Clock(MONDAY_SLOT), catalog=STARTER)
     yield made
     made.close()
@@ -207,4 +208,3 @@ def test_an_existing_database_upgrades_in_place_keeping_progress(db_url: str) ->
         assert store.set_tracks(member.id, ["systems"]).tracks == ("systems",)
     finally:
         store.dispose()
-    assert WEEK  # the week the fixtures run in
