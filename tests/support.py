@@ -7,11 +7,16 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
 from dcml_bot.app import build_bot
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.messages import Reply, render_plain
 from dcml_bot.core.outbound import SendError
 from dcml_bot.settings import Settings, load_settings
+from dcml_bot.store import open_store
+from dcml_bot.store.database import alembic_config
 
 UTC = dt.UTC
 # Monday 2026-11-30 (ISO week 2026-W49); the slot is 10:00 Asia/Shanghai = 02:00 UTC.
@@ -84,6 +89,33 @@ def make_settings(db_url: str, *, catalog: Path | str | None = None, **update: o
     if catalog is not None:
         update["catalog"] = str(catalog)
     return load_settings(CONFIG).model_copy(update=update)
+
+
+def lab_settings(db_url: str, **changes: object) -> Settings:
+    """The local lab alone (no Slack, no Feishu secrets): the lab clock can move."""
+    update: dict[str, object] = {
+        "database_url": db_url,
+        "slack_bot_token": None,
+        "slack_signing_secret": None,
+        "slack_app_token": None,
+        "feishu_app_id": None,
+        "feishu_app_secret": None,
+        **changes,
+    }
+    return load_settings(CONFIG).model_copy(update=update)
+
+
+def database_at(db_url: str, revision: str) -> Engine:
+    """A migrated database taken back down to ``revision`` (an older bot's schema); its engine."""
+    from alembic import command
+
+    open_store(db_url).dispose()
+    engine = sa.create_engine(db_url)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+    return engine
 
 
 def make_bot(

@@ -1,8 +1,8 @@
 """Tracks in the catalog: an index's headings become tracks; guides load and fail one by one.
 
 tests/data/starter-guide/ is the lab's Starter-Guide layout (index + four of its eight direction
-guides, copied from ../shared/catalog/starter-guide); the index's other four links point at
-guides that are not there, as on a lab that has not written them yet.
+guides; see SOURCE.md there); the index's other four links point at guides that are not there,
+as on a lab that has not written them yet.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -17,9 +16,8 @@ from pydantic import SecretStr
 from dcml_bot.app import build_console, build_service
 from dcml_bot.platforms.console import Console
 from dcml_bot.platforms.local import LocalClock
-from dcml_bot.settings import Settings, load_settings
 from dcml_bot.store import Store, open_store
-from support import CONFIG, MONDAY_SLOT, Clock
+from support import MONDAY_SLOT, Clock, lab_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "dcml-bot"
@@ -89,20 +87,6 @@ def test_remind_once_per_week_dry_run_and_bad_week(tmp_path: Path) -> None:
 # --- the console on the lab clock ----------------------------------------------------------------
 
 THURSDAY = MONDAY_SLOT + dt.timedelta(days=3)  # 2026-W49, its Monday slot passed
-
-
-def lab_settings(db_url: str, **changes: Any) -> Settings:
-    """The local lab alone (no Slack, no Feishu): the clock can move."""
-    update: dict[str, Any] = {
-        "database_url": db_url,
-        "slack_bot_token": None,
-        "slack_signing_secret": None,
-        "slack_app_token": None,
-        "feishu_app_id": None,
-        "feishu_app_secret": None,
-        **changes,
-    }
-    return load_settings(CONFIG).model_copy(update=update)
 
 
 def session(console: Console, *lines: str) -> str:

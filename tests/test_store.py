@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from dcml_bot.store import Claim, Store, make_engine, open_store, upgrade
 from dcml_bot.store.database import HEAD_REVISION, alembic_config, current_revision
 from dcml_bot.store.schema import Base
+from support import database_at
 
 T = TypeVar("T")
 
@@ -680,14 +681,7 @@ def test_upgrade_is_idempotent_and_reaches_head(store: Store) -> None:
 
 
 def test_a_database_behind_head_is_upgraded_when_opened(db_url: str) -> None:
-    from alembic import command
-
-    open_store(db_url).dispose()
-    engine = sa.create_engine(db_url)
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+    engine = database_at(db_url, "0002")
     assert current_revision(engine) == "0002"
     engine.dispose()
     reopened = open_store(db_url)

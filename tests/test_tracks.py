@@ -12,8 +12,8 @@ from dcml_bot.catalog import Level
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.plan import member_scope, reading_order
 from dcml_bot.store import open_store
-from dcml_bot.store.database import HEAD_REVISION, alembic_config, current_revision
-from support import MONDAY_SLOT, Clock, Recorder, make_bot, text_of
+from dcml_bot.store.database import HEAD_REVISION, current_revision
+from support import MONDAY_SLOT, Clock, Recorder, database_at, make_bot, text_of
 
 STARTER = Path(__file__).resolve().parent / "data" / "starter-guide" / "Readme.md"
 TRACKS = ["systems", "autoML", "dcml", "graphs"]
@@ -175,14 +175,7 @@ def test_a_single_guide_has_no_directions_to_choose(db_url: str, recorder: Recor
 
 
 def test_an_existing_database_upgrades_in_place_keeping_progress(db_url: str) -> None:
-    from alembic import command
-
-    open_store(db_url).dispose()
-    engine = sa.create_engine(db_url)
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    engine = database_at(db_url, "0004")
     with engine.begin() as connection:
         connection.execute(
             sa.text(

@@ -16,7 +16,7 @@ from dcml_bot.platforms.local import LocalClock
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
 from fakes import running
-from support import CONFIG, MONDAY_SLOT, Clock
+from support import CONFIG, MONDAY_SLOT, Clock, lab_settings
 
 THURSDAY = MONDAY_SLOT + dt.timedelta(days=3)
 
@@ -28,19 +28,6 @@ class Lab:
 
     def post(self, path: str, **form: str) -> httpx.Response:
         return self.client.post(path, data=form)
-
-
-def lab_settings(db_url: str, **changes: Any) -> Any:
-    update: dict[str, Any] = {
-        "database_url": db_url,
-        "slack_bot_token": None,
-        "slack_signing_secret": None,
-        "slack_app_token": None,
-        "feishu_app_id": None,
-        "feishu_app_secret": None,
-        **changes,
-    }
-    return load_settings(CONFIG).model_copy(update=update)
 
 
 @pytest.fixture
