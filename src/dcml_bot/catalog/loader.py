@@ -1,14 +1,11 @@
-"""Load a catalog from a file path or an http(s) URL."""
+"""Fetch a guide from an http(s) URL (bounded, conditional); files are read by ``source``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from dcml_bot.catalog.models import Catalog
-from dcml_bot.catalog.parser import parse_catalog
-from dcml_bot.catalog.source import CatalogError, decode_catalog, read_catalog_file
+from dcml_bot.catalog.source import CatalogError
 
 if TYPE_CHECKING:
     import httpx  # imported when a URL is fetched: reading a file needs no HTTP client
@@ -51,14 +48,3 @@ def fetch_catalog(
             f"{url}: larger than {MAX_CATALOG_BYTES // 1024 // 1024} MiB; not a reading list"
         )
     return response
-
-
-def load_catalog_from(source: str) -> Catalog:
-    """Read and parse a catalog from a path or URL; raises CatalogError with a one-line message."""
-    if is_url(source):
-        response = fetch_catalog(source)
-        if response is None:
-            raise CatalogError(f"{source}: the server answered 304 Not Modified to a plain GET")
-        return parse_catalog(decode_catalog(response.content, source), source)
-    path = Path(source).expanduser()
-    return parse_catalog(read_catalog_file(path), str(path))

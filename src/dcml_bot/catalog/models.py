@@ -219,6 +219,11 @@ class Catalog:
         """True when there is no error-level problem."""
         return not self.errors
 
+    @property
+    def track_names(self) -> frozenset[str]:
+        """The names of the tracks this catalog serves."""
+        return frozenset(track.name for track in self.tracks)
+
     def get(self, entry_id: str) -> Entry | None:
         """The entry with this id, if any."""
         return self._by_id.get(entry_id)

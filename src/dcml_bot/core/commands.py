@@ -137,7 +137,10 @@ class Commands:
         match = _PREFIX.match(raw)
         if match is None:
             return raw
-        if match["slash"] is None and track_of("dcml", self.services.catalog) is not None:
+        catalog = self.services.catalog
+        if match["slash"] is None and catalog.memo(
+            "commands.dcml-track", lambda: track_of("dcml", catalog)
+        ):
             return raw  # the lab's Starter-Guide has a dcml direction: "dcml essential" asks it
         return raw[match.end() :]
 

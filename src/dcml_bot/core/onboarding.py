@@ -75,7 +75,7 @@ class Onboarding:
         member = self.store.upsert_member(
             platform, user_id, display_name=display_name, timezone=timezone, now=now
         )
-        known = [t for t in tracks if any(t == track.name for track in self.library.catalog.tracks)]
+        known = [t for t in tracks if t in self.library.catalog.track_names]
         if known:
             # A track whose guide is not served now (refused, or gone) is not given.
             member = self.store.set_tracks(member.id, [*(member.tracks or ()), *known])

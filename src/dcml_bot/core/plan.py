@@ -58,7 +58,7 @@ def member_scope(member: MemberRecord, catalog: Catalog) -> Scope:
     """The tracks a member reads: the common track and the ones they chose (None: one guide)."""
     if len(catalog.tracks) <= 1:
         return None
-    known = {track.name for track in catalog.tracks}
+    known = catalog.track_names
     return frozenset({COMMON, *(t for t in member.tracks or () if t in known)})
 
 

@@ -18,10 +18,15 @@ COMMON_WORDS = {COMMON, "none", "公共", "无"}
 
 
 def track_sizes(catalog: Catalog, name: str) -> tuple[int, int]:
-    """Items in a track, and how many of them are essential there."""
-    entries = [e for e in catalog.entries if in_scope(e, {name})]
-    essential = sum(1 for e in entries if e.level_in({name}) is Level.ESSENTIAL)
-    return len(entries), essential
+    """Items in a track, and how many of them are essential there (counted once per catalog:
+    every welcome, home tab and ``tracks`` answer shows them)."""
+
+    def count() -> tuple[int, int]:
+        entries = [e for e in catalog.entries if in_scope(e, {name})]
+        essential = sum(1 for e in entries if e.level_in({name}) is Level.ESSENTIAL)
+        return len(entries), essential
+
+    return catalog.memo(f"tracks.size:{name}", count)
 
 
 def picker(lang: str, catalog: Catalog) -> ActionsBlock:
@@ -92,7 +97,7 @@ class Tracks:
                 )
             )
         blocks: list[Block] = [TextBlock(text="\n".join(lines))]
-        known = [t for t in member.tracks or () if catalog_has(catalog, t)]
+        known = [t for t in member.tracks or () if t in catalog.track_names]
         if member.tracks is None:
             blocks.append(ContextBlock(lines=(text(lang, "tracks.unchosen"),)))
         else:
@@ -138,8 +143,3 @@ class Tracks:
         if not member.tracks:
             return simple(text(lang, "track.common"))
         return simple(text(lang, "track.ok", names=", ".join(member.tracks)))
-
-
-def catalog_has(catalog: Catalog, name: str) -> bool:
-    """Whether the catalog serves a track of that name."""
-    return any(track.name == name for track in catalog.tracks)
