@@ -7,8 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -26,8 +28,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Another site on this machine, for the attacks: evil.example is 127.0.0.1 to this browser.
+    "--host-resolver-rules=MAP evil.example 127.0.0.1",
 ]
 BIN = Path(sys.executable).parent
+LAB_TOKEN = "browser-lab-token-93be1f"
 
 
 def free_port() -> int:
@@ -252,3 +257,107 @@ def test_a_newcomer_picks_a_direction_in_the_browser(tmp_path: Path, page: Page)
         expect(page.locator("#home")).to_contain_text("▸ Data-Centric ML方向: 1 of 43 read")
     finally:
         server.stop()
+
+
+def test_the_lab_with_a_token_asks_for_it_once(tmp_path: Path, browser: Browser) -> None:
+    server = Server(tmp_path)
+    server.env["DCML_BOT_LOCAL__TOKEN"] = LAB_TOKEN
+    server.start()
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(server.base + "/")
+        expect(page.locator("#login")).to_be_visible()
+        expect(page.locator("#add-member")).to_have_count(0)
+        page.fill("#login input[name=token]", "not-it")
+        page.click("#login button")
+        expect(page.locator("#error")).to_contain_text("not the lab")
+        page.fill("#login input[name=token]", LAB_TOKEN)
+        page.click("#login button")
+
+        # Logged in: the lab works as without a token.
+        page.fill("#add-member input[name=name]", "Alice Liu")
+        page.click("#add-member button")
+        expect(page.locator("#notice")).to_contain_text("welcome DM")
+        page.fill("#command input[name=text]", "/dcml essential")
+        page.click("#command button")
+        expect(page.locator("#chat .reply").first).to_contain_text("essential")
+        page.click("#advance")
+        expect(page.locator("#notice")).to_contain_text("1 weekly paper(s) went out")
+        expect(page.locator("#home")).to_contain_text("0 of")
+        page.locator("#dms .reply").first.locator("button[data-action=done]").click()
+        expect(page.locator("#home")).to_contain_text("1 of")
+        page.goto(server.base + "/?as=alice-liu")  # the cookie is remembered
+        expect(page.locator("#whoami")).to_have_text("Alice Liu")
+
+        # Another browser: ?token= logs it in once and leaves the address bar.
+        other = browser.new_context()
+        try:
+            visitor = other.new_page()
+            visitor.goto(f"{server.base}/?token={LAB_TOKEN}&as=alice-liu")
+            expect(visitor).to_have_url(server.base + "/?as=alice-liu")
+            expect(visitor.locator("#whoami")).to_have_text("Alice Liu")
+        finally:
+            other.close()
+    finally:
+        context.close()
+        server.stop()
+    assert LAB_TOKEN not in server.log.read_text()
+
+
+class EvilSite:
+    """Another site's page that posts to the lab as soon as it opens (a form and a fetch)."""
+
+    def __init__(self, lab: str) -> None:
+        page = f"""<!doctype html><title>cats</title>
+<form id="f" method="post" action="{lab}/local/members"><input name="name" value="Mallory"></form>
+<script>
+fetch("{lab}/local/admin/advance", {{method: "POST", mode: "no-cors", body: "as=x",
+  headers: {{"Content-Type": "application/x-www-form-urlencoded"}}}})
+  .finally(() => document.getElementById("f").submit());
+</script>""".encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://evil.example:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_another_site_cannot_use_the_lab(server: Server, page: Page) -> None:
+    evil = EvilSite(server.base)
+    try:
+        page.goto(evil.url)
+        expect(page.locator("body")).to_contain_text("Open the lab")  # the lab's 403
+        # DNS rebinding: evil.example now points at the lab; the lab refuses the name.
+        port = server.base.rsplit(":", 1)[1]
+        rebound = page.goto(f"http://evil.example:{port}/")
+        assert rebound is not None and rebound.status == 400
+    finally:
+        evil.close()
+    page.goto(server.base + "/")
+    expect(page.locator("#members")).to_contain_text("Nobody yet")
+    from dcml_bot.platforms.local import CLOCK_OFFSET
+    from dcml_bot.store import open_store
+
+    store = open_store(server.env["DCML_BOT_DATABASE_URL"])
+    try:
+        assert store.list_members() == [] and store.local_get(CLOCK_OFFSET) is None
+    finally:
+        store.dispose()
+    log = server.log.read_text()
+    assert "refused POST /local/members" in log and "refused POST /local/admin/advance" in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -198,3 +199,71 @@ def test_check_a_catalog_url(guide_server: str) -> None:
     result = run("catalog", "check", f"{guide_server}/missing.md")
     assert result.returncode == 1
     assert "HTTP 404" in result.stderr
+
+
+# --- logging ---------------------------------------------------------------------------------
+
+
+def test_debug_is_the_bots_own_unless_log_all(tmp_path: Path) -> None:
+    # markdown-it traces every block rule at DEBUG (hundreds of lines per guide parse).
+    env = {
+        "DCML_BOT_LOG_LEVEL": "DEBUG",
+        "DCML_BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.sqlite3'}",
+    }
+    own = run("remind", "--dry-run", env=env)
+    assert own.returncode == 0, own.stderr
+    assert "INFO dcml_bot.core.library: catalog loaded" in own.stderr
+    assert "markdown_it" not in own.stderr and "alembic" not in own.stderr
+    everything = run("remind", "--dry-run", env={**env, "DCML_BOT_LOG_ALL": "1"})
+    assert everything.returncode == 0, everything.stderr
+    assert "DEBUG markdown_it.rules_block" in everything.stderr
+    assert "INFO dcml_bot.core.library: catalog loaded" in everything.stderr
+
+
+@pytest.fixture
+def kept_logging() -> Iterator[None]:
+    """The process's logging as pytest set it, back after a test configures it."""
+    from dcml_bot.cli import LIBRARY_LOGGERS
+
+    root = logging.getLogger()
+    loggers = [root, *map(logging.getLogger, ("dcml_bot", "uvicorn.error", *LIBRARY_LOGGERS))]
+    levels, handlers = [logger.level for logger in loggers], root.handlers[:]
+    yield
+    root.handlers[:] = handlers
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    ("level", "log_all", "libraries", "uvicorn"),
+    [
+        ("DEBUG", None, logging.WARNING, logging.INFO),
+        ("DEBUG", "1", logging.DEBUG, logging.DEBUG),
+        ("INFO", None, logging.WARNING, logging.INFO),
+        ("WARNING", "true", logging.WARNING, logging.WARNING),
+        ("ERROR", None, logging.ERROR, logging.ERROR),
+    ],
+)
+def test_configure_logging_follows_the_settings(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kept_logging: None,
+    level: str,
+    log_all: str | None,
+    libraries: int,
+    uvicorn: int,
+) -> None:
+    from dcml_bot.cli import configure_logging
+    from dcml_bot.settings import load_settings
+
+    monkeypatch.setenv("DCML_BOT_LOG_LEVEL", level)
+    if log_all is not None:
+        monkeypatch.setenv("DCML_BOT_LOG_ALL", log_all)
+    settings = load_settings(ROOT / "config" / "dcml-bot.toml")
+    configure_logging(settings.log_level, everything=settings.log_all, timestamps=True)
+    assert logging.getLogger("dcml_bot.catalog.parser").getEffectiveLevel() == getattr(
+        logging, level
+    )
+    for name in ("markdown_it.rules_block.list", "slack_bolt.App", "httpx", "a_new_library"):
+        assert logging.getLogger(name).getEffectiveLevel() == libraries, name
+    assert logging.getLogger("uvicorn.error").getEffectiveLevel() == uvicorn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from dcml_bot.cli import app
+from dcml_bot.cli import LIBRARY_LOGGERS, app
 from dcml_bot.config import PACKAGED_CONFIG, PACKAGED_GUIDE, packaged_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,16 @@ def test_packaged_config_is_the_repo_config() -> None:
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
+    # The CLI sets up the process's logging (cli.configure_logging); give pytest's back after.
+    root = logging.getLogger()
+    loggers = [root, *map(logging.getLogger, ("dcml_bot", "uvicorn.error", *LIBRARY_LOGGERS))]
+    levels, handlers = [logger.level for logger in loggers], root.handlers[:]
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        root.handlers[:] = handlers
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     return result.exit_code, result.stdout, result.stderr
 
 

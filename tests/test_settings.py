@@ -227,3 +227,62 @@ def test_the_catalog_commands_refuse_a_catalog_that_is_not_text(tmp_path: Path) 
         catalog_location(read_config(path))
     with pytest.raises(SettingsError, match="catalog"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        ("", {}),
+        (
+            "catalog_max_bytes = 1048576\ncatalog_deadline_seconds = 2.5\n"
+            "catalog_redirect_hosts = ['Raw.Example.org']\n",
+            {},
+        ),
+        (
+            "catalog_max_bytes = 1048576\ncatalog_deadline_seconds = 9\n",
+            {
+                "DCML_BOT_CATALOG_MAX_BYTES": "2048",
+                "dcml_bot_catalog_deadline_seconds": "7.5",
+                "DCML_BOT_CATALOG_REDIRECT_HOSTS": '["a.example.org"]',
+            },
+        ),
+    ],
+)
+def test_the_catalog_commands_fetch_within_the_limits_the_settings_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: dict[str, str]
+) -> None:
+    from dcml_bot.config import fetch_limits, read_config
+
+    path = write(tmp_path, text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    limits = fetch_limits(read_config(path))
+    assert limits == load_settings(path).catalog_limits
+    if env:
+        assert (limits.max_bytes, limits.deadline) == (2048, 7.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "named"),
+    [
+        ("catalog_max_bytes = 5\n", {}, "catalog_max_bytes"),  # MiB meant, bytes read
+        ("catalog_max_bytes = 'lots'\n", {}, "catalog_max_bytes"),
+        ("catalog_max_bytes = 2048.5\n", {}, "catalog_max_bytes"),
+        ("catalog_deadline_seconds = 0\n", {}, "catalog_deadline_seconds"),
+        ("", {"DCML_BOT_CATALOG_DEADLINE_SECONDS": "inf"}, "DCML_BOT_CATALOG_DEADLINE_SECONDS"),
+        ("catalog_redirect_hosts = 'a.org'\n", {}, "catalog_redirect_hosts"),
+        ("", {"DCML_BOT_CATALOG_REDIRECT_HOSTS": "a.org"}, "DCML_BOT_CATALOG_REDIRECT_HOSTS"),
+    ],
+)
+def test_bad_limits_are_refused_by_both_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: dict[str, str], named: str
+) -> None:
+    from dcml_bot.config import fetch_limits, read_config
+
+    path = write(tmp_path, text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=named):
+        fetch_limits(read_config(path))
+    with pytest.raises(SettingsError, match=named):
+        load_settings(path)

@@ -25,16 +25,22 @@ THURSDAY = MONDAY_SLOT + dt.timedelta(days=3)
 class Lab:
     service: Service
     client: httpx.Client
+    base: str
+    csrf: str
 
     def post(self, path: str, **form: str) -> httpx.Response:
-        return self.client.post(path, data=form)
+        """A form post as the lab's page sends it (same origin, with its CSRF token)."""
+        headers = {"Origin": self.base, "Sec-Fetch-Site": "same-origin"}
+        return self.client.post(path, data={"csrf": self.csrf, **form}, headers=headers)
 
 
 @pytest.fixture
 def lab(db_url: str) -> Iterator[Lab]:
     service = build_service(lab_settings(db_url), clock=Clock(THURSDAY), schedule=False)
     with running(build_http_app(service)) as base, httpx.Client(base_url=base) as client:
-        yield Lab(service, client)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+        assert csrf is not None
+        yield Lab(service, client, base, csrf.group(1))
 
 
 def test_add_member_sends_one_welcome_and_switches_to_them(lab: Lab) -> None:
@@ -160,10 +166,11 @@ def test_unknown_member_page_is_404_with_a_message(lab: Lab) -> None:
 
 
 def test_malformed_form_body_is_400(lab: Lab) -> None:
+    # A part without a name: the form cannot be read (before the CSRF token could be).
     response = lab.client.post(
         "/local/command",
-        content=b"--x\r\nbroken",
-        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        content=b"--x\r\nContent-Disposition: form-data\r\n\r\nhelp\r\n--x--\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=x", "Origin": lab.base},
     )
     assert response.status_code == 400
 

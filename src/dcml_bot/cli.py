@@ -67,6 +67,45 @@ LEVEL_LABELS = {
 LEVEL_COLUMNS = {"items", "essential", "optional", "advanced"}
 
 
+# The libraries' loggers: at WARNING unless log_all, since at DEBUG markdown-it traces every rule
+# and the SDKs and HTTP clients log each request (whole bodies, for some).
+LIBRARY_LOGGERS = (
+    "markdown_it",
+    "slack_bolt",
+    "slack_sdk",
+    "Lark",
+    "lark_oapi",
+    "urllib3",
+    "httpx",
+    "httpcore",
+    "websockets",
+    "apscheduler",
+    "alembic",
+    "sqlalchemy",
+    "uvicorn",
+    "asyncio",
+    "multipart",
+    "python_multipart",
+)
+
+
+def configure_logging(level: str, *, everything: bool = False, timestamps: bool = False) -> None:
+    """The one logging set-up: the bot's loggers (``dcml_bot.*``) at ``level``, libraries' at
+    WARNING (or ``level`` when higher), every logger at ``level`` with ``everything`` (log_all)."""
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    libraries = threshold if everything else max(threshold, logging.WARNING)
+    logging.basicConfig(
+        level=libraries,
+        format=("%(asctime)s " if timestamps else "") + "%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(libraries)
+    # uvicorn's start and stop lines ("Uvicorn running on …", "Shutting down") are worth INFO.
+    logging.getLogger("uvicorn.error").setLevel(min(libraries, max(threshold, logging.INFO)))
+    logging.getLogger("dcml_bot").setLevel(threshold)
+
+
 class _State:
     """Options shared by every command."""
 
@@ -105,14 +144,20 @@ def _load(path: str | None) -> Loaded:
             raise _fail(str(exc), 2) from None
         sources = None
     if path is not None:
-        guides = Guides(path, link_base=sources.link_base if sources else None)
+        guides = Guides(
+            path,
+            link_base=sources.link_base if sources else None,
+            limits=sources.limits if sources else None,
+        )
     else:
         assert sources is not None
         tracks = {
             name: TrackSource(name=name, catalog=catalog, title=title)
             for name, (catalog, title) in sources.tracks.items()
         }
-        guides = Guides(sources.location, link_base=sources.link_base, tracks=tracks)
+        guides = Guides(
+            sources.location, link_base=sources.link_base, tracks=tracks, limits=sources.limits
+        )
     loaded = guides.load()
     if loaded.catalog is None and loaded.draft is None:
         raise _fail("\n".join(loaded.errors) or f"{guides.location}: nothing to read")
@@ -123,7 +168,7 @@ def _load(path: str | None) -> Loaded:
 def _main(config: ConfigOption = None) -> None:
     """A lab's Markdown reading list as a reading programme in Slack and Feishu/Lark."""
     _State.config = config
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("WARNING")
 
 
 def _counts_table(title: str, counts: Counter[str], order: list[str] | None = None) -> Table:
@@ -357,8 +402,7 @@ def remind(
             raise _fail(str(exc), 2) from None
     settings = _settings()
     _say_where(settings)
-    logging.getLogger().setLevel(settings.log_level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, everything=settings.log_all)
     # Every configured platform, so Slack and Feishu members get their paper too.
     service = _service(settings, schedule=False)
     bot = service.bot
@@ -435,21 +479,17 @@ def serve(
     from dcml_bot.server import serve as run_server
 
     settings = _settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    for noisy in ("alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if host is not None:  # the lab's guard checks the address really bound
+        settings = settings.model_copy(update={"host": host})
+    configure_logging(settings.log_level, everything=settings.log_all, timestamps=True)
     _say_where(settings)
     service = _service(settings, schedule=True)
-    bind_host = host or settings.host
+    bind_host = settings.host
     bind_port = settings.port if port is None else port
     if settings.local_enabled and bind_host not in {"127.0.0.1", "localhost", "::1"}:
         log.warning(
-            "the local lab at / has no login and lets anyone act as any member; it is served "
-            "on %s: keep it on 127.0.0.1 unless this network is yours alone",
+            "the local lab at / is served on %s behind DCML_BOT_LOCAL__TOKEN: whoever has the "
+            "token can act as any member; keep it on 127.0.0.1 unless this network is yours alone",
             bind_host,
         )
     names = ", ".join(sorted(service.bot.messengers)) or "none"
@@ -467,8 +507,7 @@ def console(
 
     settings = _settings()
     _say_where(settings)
-    logging.getLogger().setLevel(settings.log_level)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, everything=settings.log_all)
     try:
         store = open_store(settings.database_url)
     except Exception as exc:  # the database URL or server is wrong: one line, no traceback

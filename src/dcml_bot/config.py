@@ -6,6 +6,8 @@ Kept free of pydantic so that commands needing only the guide's location (``cata
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -15,12 +17,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dcml_bot.catalog.loader import FetchLimits
+
 DEFAULT_CONFIG = Path("config/dcml-bot.toml")
 CONFIG_ENV = "DCML_BOT_CONFIG"
 ENV_PREFIX = "DCML_BOT_"
 # Shipped inside the package (src/dcml_bot/defaults/), so an installed bot runs from anywhere.
 PACKAGED_CONFIG = "dcml-bot.toml"
 PACKAGED_GUIDE = "dcml.md"
+MIN_CATALOG_BYTES = 1024  # catalog_max_bytes below this is a unit mistake (MiB for bytes)
 
 # Secret name -> environment variable; these are never read from the config file.
 SECRET_ENV = {
@@ -150,6 +155,7 @@ class GuideSources:
     location: str
     link_base: str | None = None
     tracks: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # catalog, title
+    limits: FetchLimits = field(default_factory=FetchLimits)
 
 
 def guide_sources(config: ConfigFile) -> GuideSources:
@@ -174,4 +180,54 @@ def guide_sources(config: ConfigFile) -> GuideSources:
             if value is not None and not isinstance(value, str):
                 raise SettingsError(f"{where}: tracks.{name}.{key}: expected text")
         tracks[name] = (values[0], values[1])
-    return GuideSources(catalog_location(config), link_base, tracks)
+    return GuideSources(catalog_location(config), link_base, tracks, fetch_limits(config))
+
+
+def _setting(config: ConfigFile, key: str) -> tuple[Any, str]:
+    """A key's raw value (the environment's text, else the file's) and how errors name it."""
+    value = env_value(key)
+    if value is not None:
+        return value, f"environment variable {ENV_PREFIX}{key.upper()}"
+    return config.data.get(key), f"{config.origin}: {key}"
+
+
+def _number(config: ConfigFile, key: str, default: float, *, whole: bool, above: float) -> float:
+    """A number key read as pydantic reads it (lax: "30" and 30.0 do), greater than ``above``."""
+    value, where = _setting(config, key)
+    if value is None:
+        return default
+    try:
+        if isinstance(value, str):
+            number = float(int(value.strip()) if whole else value.strip())
+        elif isinstance(value, int | float):
+            number = float(value)
+        else:
+            raise TypeError(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= above or (whole and not number.is_integer()):
+        kind = "a whole number" if whole else "a number"
+        raise SettingsError(f"{where}: expected {kind} above {above:g}, got {value!r}")
+    return number
+
+
+def fetch_limits(config: ConfigFile) -> FetchLimits:
+    """The catalog download limits, as Settings reads them: ``catalog_max_bytes``,
+    ``catalog_deadline_seconds`` and ``catalog_redirect_hosts``."""
+    default = FetchLimits()
+    max_bytes = _number(
+        config, "catalog_max_bytes", default.max_bytes, whole=True, above=MIN_CATALOG_BYTES - 1
+    )
+    deadline = _number(config, "catalog_deadline_seconds", default.deadline, whole=False, above=0)
+    hosts, where = _setting(config, "catalog_redirect_hosts")
+    try:
+        hosts = json.loads(hosts) if isinstance(hosts, str) else hosts or []
+    except ValueError:
+        hosts = None
+    if not isinstance(hosts, list) or not all(isinstance(host, str) for host in hosts):
+        raise SettingsError(f'{where}: expected a list of host names, e.g. ["example.org"]')
+    return FetchLimits(
+        max_bytes=int(max_bytes),
+        deadline=deadline,
+        redirect_hosts=frozenset(host.lower() for host in hosts),
+    )

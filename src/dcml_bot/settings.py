@@ -20,10 +20,13 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as UnparsedEnv
 
+from dcml_bot.catalog.loader import FetchLimits
 from dcml_bot.catalog.tracks import name_problem as track_name_problem
 from dcml_bot.config import (
     ENV_PREFIX,
+    MIN_CATALOG_BYTES,
     SECRET_ENV,
     SettingsError,
     env_value,
@@ -111,6 +114,32 @@ class LocalSettings(BaseModel):
 
     enabled: Literal["auto", "on", "off"] = "auto"
     language: Language = "en"
+    hosts: list[str] = Field(default_factory=list)  # names it answers to besides loopback's
+    token: SecretStr | None = None  # DCML_BOT_LOCAL__TOKEN, from the environment only
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            name = host.strip()
+            if " " in name or urlsplit(f"//{name}").hostname != name.strip("[]").lower():
+                raise ValueError(
+                    f"expected a host name or address without scheme or port "
+                    f"(lab.example.org, 192.168.1.5, [fd00::5]), got {host!r}"
+                )
+        return [host.strip().lower() for host in value]
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and env_value("local__token") != value.get_secret_value():
+            raise ValueError(
+                "secrets are read from the environment only; "
+                "remove it from the file and set DCML_BOT_LOCAL__TOKEN instead"
+            )
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("empty: set a long random value, or unset the variable")
+        return value
 
 
 class Settings(BaseSettings):
@@ -131,9 +160,15 @@ class Settings(BaseSettings):
     admins: list[str] = Field(default_factory=list)
     language: Language = "en"
     catalog_refresh_minutes: int = Field(default=60, ge=0)
+    catalog_max_bytes: int = Field(default=FetchLimits().max_bytes, ge=MIN_CATALOG_BYTES)
+    catalog_deadline_seconds: float = Field(
+        default=FetchLimits().deadline, gt=0, allow_inf_nan=False
+    )
+    catalog_redirect_hosts: list[str] = Field(default_factory=list)
     link_base: str | None = None
     tracks: dict[str, TrackSettings] = Field(default_factory=dict)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_all: bool = False  # log_level for the libraries' loggers too, not only the bot's
     slack_api_url: str = "https://slack.com/api/"
     feishu_domain: str = "https://open.feishu.cn"
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
@@ -257,6 +292,15 @@ class Settings(BaseSettings):
         return Path(self.catalog).expanduser()
 
     @property
+    def catalog_limits(self) -> FetchLimits:
+        """What one catalog download may take (the catalog commands read the same keys)."""
+        return FetchLimits(
+            max_bytes=self.catalog_max_bytes,
+            deadline=self.catalog_deadline_seconds,
+            redirect_hosts=frozenset(host.lower() for host in self.catalog_redirect_hosts),
+        )
+
+    @property
     def slack_enabled(self) -> bool:
         """Slack is on when its bot token and signing secret (or app token) are set."""
         return self.slack_bot_token is not None and (
@@ -306,4 +350,10 @@ def load_settings(config: Path | None = None) -> Settings:
             _describe_error(err, set(file.data), file.origin) for err in exc.errors()
         )
         raise SettingsError(problems) from None
+    except UnparsedEnv as exc:  # a list or table from the environment that is not JSON
+        name = str(exc).split('"')[1] if str(exc).count('"') >= 2 else "?"
+        raise SettingsError(
+            f"environment variable {ENV_PREFIX}{name.upper()}: expected JSON, "
+            'e.g. ["a", "b"] for a list'
+        ) from None
     return settings.model_copy(update={"config_path": file.path})

@@ -1,5 +1,6 @@
 """The reading-list catalog: parsing, identity and queries."""
 
+from dcml_bot.catalog.identity import entry_ref
 from dcml_bot.catalog.models import (
     Catalog,
     Entry,
@@ -30,6 +31,7 @@ __all__ = [
     "Topic",
     "build_query",
     "decode_catalog",
+    "entry_ref",
     "load_catalog",
     "parse_catalog",
     "parse_query",

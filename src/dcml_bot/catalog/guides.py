@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from dcml_bot.catalog.loader import fetch_catalog, is_url
+from dcml_bot.catalog.loader import (
+    FetchLimits,
+    fetch_catalog,
+    is_url,
+    redact,
+    without_credentials,
+)
+from dcml_bot.catalog.markup import tokenize
 from dcml_bot.catalog.models import COMMON, Catalog, Problem, Severity, Track
-from dcml_bot.catalog.parser import parse_catalog, tokenize
+from dcml_bot.catalog.parser import parse_catalog
 from dcml_bot.catalog.source import CatalogError, decode_catalog, read_catalog_file
 from dcml_bot.catalog.tracks import combine, discover_tracks, name_problem
 
@@ -48,9 +55,16 @@ class _Spec:
 class Feed:
     """One guide's text from a path or URL; a URL is asked again with its validators."""
 
-    def __init__(self, location: str, http: httpx.Client | None = None) -> None:
-        self.location = location
+    def __init__(
+        self,
+        location: str,
+        http: httpx.Client | None = None,
+        limits: FetchLimits | None = None,
+    ) -> None:
+        self.location = location  # what is read: a URL may hold credentials
+        self.shown = redact(location)  # what errors, logs and pages show
         self._http = http
+        self._limits = limits
         self._etag: str | None = None
         self._last_modified: str | None = None
 
@@ -63,12 +77,11 @@ class Feed:
             headers["If-None-Match"] = self._etag
         if self._last_modified:
             headers["If-Modified-Since"] = self._last_modified
-        response = fetch_catalog(self.location, self._http, headers)
-        if response is None:
+        fetched = fetch_catalog(self.location, self._http, headers, self._limits)
+        if fetched is None:
             return None
-        text = decode_catalog(response.content, self.location)
-        self._etag = response.headers.get("ETag")
-        self._last_modified = response.headers.get("Last-Modified")
+        text = decode_catalog(fetched.content, self.shown)
+        self._etag, self._last_modified = fetched.etag, fetched.last_modified
         return text
 
 
@@ -111,11 +124,14 @@ class Guides:
         link_base: str | None = None,
         tracks: Mapping[str, TrackSource] | None = None,
         http: httpx.Client | None = None,
+        limits: FetchLimits | None = None,
     ) -> None:
-        self.location = location
+        self._location = location  # what is read: a URL may hold credentials
+        self.location = redact(location)  # what errors, logs, /healthz and the lab show
         self.link_base = link_base if not link_base or link_base.endswith("/") else link_base + "/"
         self.explicit = dict(tracks or {})
         self.http = http
+        self.limits = limits
         self._guides: dict[str, _Guide] = {}
         self._served: Catalog | None = None
         self._parts: tuple[Catalog, ...] = ()  # what _served was built from
@@ -124,16 +140,16 @@ class Guides:
 
     def _guide(self, location: str) -> _Guide:
         if location not in self._guides:
-            self._guides[location] = _Guide(Feed(location, self.http))
+            self._guides[location] = _Guide(Feed(location, self.http, self.limits))
         return self._guides[location]
 
     def _base_of(self, location: str) -> str | None:
         """What a guide's relative links resolve against: its URL, else under ``link_base``."""
         if is_url(location):
-            return location
+            return without_credentials(location)  # resolved links are shown to members
         if self.link_base is None:
             return None
-        root = Path(self.location).expanduser().absolute().parent
+        root = Path(self._location).expanduser().absolute().parent
         try:
             relative = Path(location).expanduser().absolute().relative_to(root)
         except ValueError:
@@ -141,9 +157,9 @@ class Guides:
         return urljoin(self.link_base, relative.as_posix())
 
     def _locate(self, href: str) -> str:
-        if is_url(self.location):
-            return urljoin(self.location, href)
-        return str(Path(self.location).expanduser().parent / href)
+        if is_url(self._location):
+            return urljoin(self._location, href)
+        return str(Path(self._location).expanduser().parent / href)
 
     def _specs(self, tokens: list[Token], errors: list[str]) -> tuple[list[_Spec], frozenset[str]]:
         """The tracks: the index's headings, then the config's tables over them; a name that
@@ -206,7 +222,7 @@ class Guides:
         if guide.key == key and guide.text == text:
             return  # unchanged since the last pass: keep the parse (and its memoised indexes)
         guide.text, guide.key = text, key
-        location = guide.feed.location
+        location = guide.feed.shown
         try:
             catalog = parse_catalog(
                 text,
@@ -238,13 +254,13 @@ class Guides:
         text = guide.feed.read()
         if text is None:
             if guide.text is None:
-                raise CatalogError(f"{guide.feed.location}: not modified, but never read before")
+                raise CatalogError(f"{guide.feed.shown}: not modified, but never read before")
             return guide.text
         return text
 
     def load(self) -> Loaded:
         """Read every guide again; serve each track's newest good version."""
-        index = self._guide(self.location)
+        index = self._guide(self._location)
         try:
             text = self._read(index)
         except CatalogError as exc:
@@ -254,11 +270,11 @@ class Guides:
             found: list[str] = []
             specs, hrefs = self._specs(tokens, found)
             self._parse(
-                index, text, _Key(COMMON, None, self._base_of(self.location), hrefs), tokens
+                index, text, _Key(COMMON, None, self._base_of(self._location), hrefs), tokens
             )
             self._index = (text, specs, hrefs, tuple(found))
         _, specs, hrefs, found_errors = self._index
-        self._parse(index, text, _Key(COMMON, None, self._base_of(self.location), hrefs))
+        self._parse(index, text, _Key(COMMON, None, self._base_of(self._location), hrefs))
         errors = [*found_errors, *index.errors]
         common = index.parsed if index.parsed is not None and index.parsed.ok else index.good
         if common is None:

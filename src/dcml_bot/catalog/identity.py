@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -104,3 +105,15 @@ def entry_id(url: str | None, title: str) -> str:
         if parts.scheme in {"http", "https"} and host:
             return f"url:{normalise_url(url)}"
     return f"title:{slug(title)}"
+
+
+# Buttons carry an entry's id back (Slack values hold 2,000 characters, a Feishu callback a few
+# KB, and a link can be longer): an id over this length travels as a hash of itself.
+MAX_REF = 64
+
+
+def entry_ref(entry_id: str) -> str:
+    """A short, stable reference to an entry for button values: its id, or ``ref:`` + a hash."""
+    if len(entry_id) <= MAX_REF:
+        return entry_id
+    return "ref:" + hashlib.blake2b(entry_id.encode("utf-8"), digest_size=12).hexdigest()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from dcml_bot.catalog.identity import MAX_REF, entry_ref
+
 
 class Level(StrEnum):
     """How essential an entry is; the order is the reading order."""
@@ -198,8 +200,10 @@ class Catalog:
     _memo: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Index entries by id."""
-        object.__setattr__(self, "_by_id", {entry.id: entry for entry in self.entries})
+        """Index entries by id (and the long ids by their short reference too)."""
+        by_id = {entry_ref(e.id): e for e in self.entries if len(e.id) > MAX_REF}
+        by_id.update((entry.id, entry) for entry in self.entries)
+        object.__setattr__(self, "_by_id", by_id)
         object.__setattr__(self, "_memo", {})
 
     def memo(self, name: str, build: Callable[[], T]) -> T:
@@ -225,5 +229,5 @@ class Catalog:
         return frozenset(track.name for track in self.tracks)
 
     def get(self, entry_id: str) -> Entry | None:
-        """The entry with this id, if any."""
+        """The entry with this id (or short reference, ``entry_ref``), if any."""
         return self._by_id.get(entry_id)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field, replace
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -19,7 +17,9 @@ from dcml_bot.catalog.icons import (
     normalise_icon,
     parse_legend,
 )
-from dcml_bot.catalog.identity import arxiv_id, entry_id
+from dcml_bot.catalog.identity import entry_id
+from dcml_bot.catalog.links import derived_title, glued_warning, long_link_warning, split_glued
+from dcml_bot.catalog.markup import html_events, markdown, tokenize
 from dcml_bot.catalog.models import (
     COMMON,
     Catalog,
@@ -38,28 +38,6 @@ from dcml_bot.catalog.source import CatalogError, read_catalog_file
 _ACRONYM = re.compile(r"^[(（\[]\s*(?P<acronym>[^()（）\[\]]{1,40}?)\s*[)）\]]$")
 _TRIM = " \t\r\n:：-–—|,，;；+"
 _LIST_OPEN = {"bullet_list_open", "ordered_list_open"}
-
-
-@functools.cache
-def _markdown() -> MarkdownIt:
-    """A CommonMark tokenizer that also turns bare URLs into links (built once, on first use:
-    its rule chains are only read while parsing, so threads share it)."""
-    return MarkdownIt("commonmark", {"linkify": True}).enable("linkify")
-
-
-@functools.lru_cache(maxsize=1024)
-def _html_events(content: str) -> tuple[tuple[str, str], ...]:
-    """The structural events of an HTML block (a guide repeats the same few blocks)."""
-    events = _HtmlEvents()
-    events.feed(content)
-    events.close()
-    return tuple(events.events)
-
-
-def tokenize(text: str) -> list[Token]:
-    """A guide's token stream, as :func:`parse_catalog` reads it (an index is read twice: for its
-    tracks and for its entries; tokenising once is most of the cost)."""
-    return _markdown().parse(text)
 
 
 def _block_end(tokens: list[Token], start: int) -> int:
@@ -95,35 +73,6 @@ def _inline_text(children: list[Token] | None, *, with_urls: bool = True) -> str
             if with_urls and href and text != href:
                 parts.append(f" ({href})")
     return re.sub(r"[ \t]+", " ", "".join(parts)).strip()
-
-
-class _HtmlEvents(HTMLParser):
-    """Collects the structural events of an HTML block: details, summary, h1 text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.events: list[tuple[str, str]] = []
-        self._capture: str | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"details", "summary"}:
-            self.events.append(("open", tag))
-        if tag in {"summary", "h1"}:
-            self._capture, self._text = tag, []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == self._capture:
-            text = " ".join("".join(self._text).split())
-            if text:
-                self.events.append(("text", f"{tag}:{text}"))
-            self._capture = None
-        if tag in {"details", "summary"}:
-            self.events.append(("close", tag))
-
-    def handle_data(self, data: str) -> None:
-        if self._capture:
-            self._text.append(data)
 
 
 @dataclass
@@ -202,7 +151,7 @@ def _heading_plan(tokens: list[Token]) -> tuple[int, bool]:
     in_summary = False
     for token in tokens:
         if token.type == "html_block":
-            for kind, tag in _html_events(token.content):
+            for kind, tag in html_events(token.content):
                 if tag == "summary" and kind in {"open", "close"}:
                     in_summary = kind == "open"
         elif token.type == "heading_open" and token.level == 0:
@@ -226,19 +175,6 @@ def _find_legend(tokens: list[Token]) -> dict[str, Level]:
             if legend:
                 return legend
     return {}
-
-
-def _derived_title(url: str) -> str:
-    """A readable title for a bare link: ``arXiv 2408.05211``, ``owner/repo`` or host/path."""
-    found = arxiv_id(url)
-    if found:
-        return f"arXiv {found}"
-    parts = urlsplit(url)
-    host = (parts.hostname or url).removeprefix("www.")
-    path = parts.path.strip("/")
-    if host == "github.com" and path:
-        return "/".join(path.split("/")[:2])
-    return f"{host}/{path}" if path else host
 
 
 def _split_prefix(text: str, legend: dict[str, Level]) -> tuple[str | None, list[str], str]:
@@ -329,14 +265,18 @@ def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | 
     acronym: str | None = None
     url: str | None = None
     title_from_url = False
+    glued: list[str] = []
     if link is not None:
         href, link_text, bare = link
+        href, *glued = split_glued(href)
+        if glued:
+            walk.problem(line, Severity.WARNING, glued_warning([href, *glued]))
         url = href or None
         match = _ACRONYM.match(words)
         if match:
             acronym, words = match.group("acronym").strip(), ""
         if bare:
-            title = words or _derived_title(href)
+            title = words or derived_title(href)
             title_from_url = not words
             if title_from_url:
                 walk.problem(
@@ -345,8 +285,11 @@ def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | 
         else:
             title = f"{words} {link_text}".strip() if words else link_text
             if not title:
-                title, title_from_url = _derived_title(href), True
+                title, title_from_url = derived_title(href), True
         url = _resolve(walk, url, line)
+        too_long = long_link_warning(url) if url else None
+        if too_long:
+            walk.problem(line, Severity.WARNING, too_long)
     else:
         title = words
         walk.problem(line, Severity.WARNING, f"entry has no link: {title}")
@@ -374,6 +317,7 @@ def _parse_item_inline(walk: _Walk, children: list[Token], line: int) -> _Raw | 
         extra = wrapped.group("acronym")  # "(CVPR 2024)" -> "CVPR 2024"
     if extra:
         notes.append(extra)
+    notes += glued
     return _Raw(
         title=" ".join(title.split()),
         url=url,
@@ -482,7 +426,7 @@ def _walk_list(walk: _Walk, tokens: list[Token], parent: _Raw | None) -> _Raw | 
 
 
 def _handle_html(walk: _Walk, token: Token) -> None:
-    for kind, value in _html_events(token.content):
+    for kind, value in html_events(token.content):
         if kind == "open" and value == "details":
             walk.topic = None
         elif kind == "close" and value == "details":
@@ -526,8 +470,8 @@ def parse_catalog(
     ``skip_links`` (other guides, with or without an anchor) are navigation, not entries.
     ``allow_empty``: an index may list nothing but its tracks. ``tokens``: from :func:`tokenize`.
     """
-    md = _markdown()
-    tokens = tokens if tokens is not None else md.parse(text)
+    md = markdown()
+    tokens = tokens if tokens is not None else tokenize(text)
     file_legend = _find_legend(tokens)
     section_level, h1_title = _heading_plan(tokens)
     walk = _Walk(

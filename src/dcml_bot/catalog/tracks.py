@@ -58,7 +58,7 @@ def track_name(href: str) -> str:
 def discover_tracks(tokens: Sequence[Token]) -> list[TrackLink]:
     """The index's headings that link to a local guide, in order (names are judged later, once
     the config's ``[tracks.*]`` tables have renamed what they rename); ``tokens`` from
-    :func:`~dcml_bot.catalog.parser.tokenize`."""
+    :func:`~dcml_bot.catalog.markup.tokenize`."""
     links: list[TrackLink] = []
     for index, token in enumerate(tokens):
         if token.type != "heading_open" or index + 1 >= len(tokens):

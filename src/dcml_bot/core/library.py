@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from dcml_bot.catalog import Catalog, CatalogError, Problem
 from dcml_bot.catalog.guides import Guides, TrackSource
+from dcml_bot.catalog.loader import FetchLimits
 
 if TYPE_CHECKING:
     import httpx  # loaded by the fetcher when a guide is a URL
@@ -40,9 +41,10 @@ class CatalogLibrary:
         *,
         link_base: str | None = None,
         tracks: Mapping[str, TrackSource] | None = None,
+        limits: FetchLimits | None = None,
     ) -> None:
         self._lock = threading.Lock()
-        self._guides = Guides(source, link_base=link_base, tracks=tracks, http=http)
+        self._guides = Guides(source, link_base=link_base, tracks=tracks, http=http, limits=limits)
         self._catalog: Catalog | None = None
 
     @property
@@ -56,7 +58,11 @@ class CatalogLibrary:
         with self._lock:
             old = self._guides
             self._guides = Guides(
-                location, link_base=old.link_base, tracks=old.explicit, http=old.http
+                location,
+                link_base=old.link_base,
+                tracks=old.explicit,
+                http=old.http,
+                limits=old.limits,
             )
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dcml_bot.catalog import Catalog, Entry
+from dcml_bot.catalog import Catalog, Entry, entry_ref
 from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import (
     ActionsBlock,
@@ -47,8 +47,8 @@ def grouped(entries: Sequence[Entry], lang: str) -> list[Block]:
 
 
 def paper_buttons(lang: str, entry: Entry, week: str) -> ActionsBlock:
-    """Done / skip / later buttons; the value names the item and the week it was offered."""
-    value = f"{entry.id}|{week}"
+    """Done / skip / later buttons; the value names the item (short) and the week offered."""
+    value = f"{entry_ref(entry.id)}|{week}"
     return ActionsBlock(
         buttons=(
             Button(

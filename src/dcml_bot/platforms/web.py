@@ -25,6 +25,7 @@ from dcml_bot.core.home import home_reply
 from dcml_bot.core.jobs import Jobs
 from dcml_bot.core.messages import Reply
 from dcml_bot.platforms import feishu_cards, slack_blocks
+from dcml_bot.platforms.lab_guard import LOGIN, LabGuard, LabOptions
 from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
 from dcml_bot.store import MemberRecord
 
@@ -107,18 +108,22 @@ class LocalWebPlatform:
         messenger: LocalMessenger,
         jobs: Jobs,
         clock: LocalClock | None,
+        options: LabOptions | None = None,
     ) -> None:
         self.bot = bot
         self.messenger = messenger
         self.jobs = jobs
         self.clock = clock
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.guard = LabGuard(options or LabOptions(), self.templates)
         self.templates.env.globals["preview"] = preview
+        self.templates.env.globals["csrf"] = self.guard.csrf
 
     def routes(self) -> Sequence[BaseRoute]:
-        """The page and its actions."""
+        """The page and its actions, each behind the guard (the webhooks' routes are not)."""
         return [
-            Route("/", self.page, methods=["GET"]),
+            Route("/", self.guard.guarded(self.page), methods=["GET"]),
+            Route(LOGIN, self.guard.guarded(self.guard.login, login=False), methods=["POST"]),
             Route("/local/members", self._form(self.add_member), methods=["POST"]),
             Route("/local/command", self._form(self.command), methods=["POST"]),
             Route("/local/press", self._form(self.press), methods=["POST"]),
@@ -130,7 +135,7 @@ class LocalWebPlatform:
     def start(self) -> None:
         """Nothing runs in the background: the page is served on request."""
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0) -> None:
         """Nothing to stop."""
 
     def health(self) -> dict[str, Any]:
@@ -196,6 +201,8 @@ class LocalWebPlatform:
             try:
                 form = await request.form(max_files=0, max_fields=20, max_part_size=64 * 1024)
                 values = {k: v for k, v in form.items() if isinstance(v, str)}
+                if not self.guard.csrf_ok(values, request):
+                    return self.guard.refused(request, "This form is not from this lab's page.")
                 location = await run_in_threadpool(action, values)
             except BadInput as exc:
                 page = await run_in_threadpool(self._page_context, None)
@@ -207,7 +214,7 @@ class LocalWebPlatform:
                 return Response("malformed form", status_code=400)
             return RedirectResponse(location, status_code=303)
 
-        return endpoint
+        return self.guard.guarded(endpoint)
 
     def _member(self, values: dict[str, str]) -> MemberRecord:
         who = values.get("as", "").strip()
