@@ -124,7 +124,7 @@ def main() -> None:
             url,
             port,
             slack_api=api,
-            extra={"BENCH_SLACK_CALL_INTERVAL": "0", "BENCH_SLACK_PER_CHANNEL_INTERVAL": "0"},
+            extra={"BENCH_SLACK_UNPACED": "1"},
         )
         wrapper = str(Path(__file__).resolve().parent / "serve_budget.py")
         child = Child([sys.executable, wrapper, "serve"], env, directory / "bot.log")

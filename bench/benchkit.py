@@ -13,6 +13,7 @@ import hmac
 import http.client
 import json
 import logging
+import math
 import os
 import platform
 import signal
@@ -41,7 +42,13 @@ log = logging.getLogger("bench")
 
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
-from fakes import FakeAPI, Handler, Reply  # noqa: E402  (tests/ is on sys.path only from here)
+from fakes import (  # noqa: E402  (tests/ is on sys.path only from here)
+    FakeAPI,
+    Handler,
+    Reply,
+    TokenBucket,
+    take_all,
+)
 
 # --- figures -------------------------------------------------------------------------------------
 
@@ -74,31 +81,6 @@ def setup_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-# --- token buckets -------------------------------------------------------------------------------
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` banked; thread-safe."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._at = time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self) -> float:
-        """Take a token: 0.0 if there was one, else the seconds until there will be."""
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-            self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return 0.0
-            return (1.0 - self._tokens) / self.rate
-
-
 # --- fake HTTP APIs ------------------------------------------------------------------------------
 # On the one fake Web API server of the tests (tests/fakes.py): counting hits, not recording
 # requests, and keeping connections alive.
@@ -109,19 +91,51 @@ def _args(request: dict[str, Any]) -> dict[str, Any]:
     return {**request["query"], **body}
 
 
-class FakeSlack(FakeAPI):
-    """The Slack Web API methods the bot calls; optionally one bucket of ``rate`` calls/s.
+def retry_after(wait: float) -> str:
+    """An honest ``Retry-After``: whole seconds until there is a token, at least 1."""
+    return str(max(1, math.ceil(wait)))
 
-    Above the rate every method answers 429 ``ratelimited`` with ``Retry-After``, as Slack does.
-    Posted DMs are counted per user (channel ``D<user>``), not stored.
+
+# Slack's documented limits as token buckets (rate/s, burst): chat.postMessage under a workspace
+# cap ("several hundred per minute"; here 10/s) and 1/s per channel; Tier 3 50/min; Tier 4 100/min.
+SLACK_REALISTIC = {
+    "chat.postMessage": (10.0, 10.0),
+    "conversations.open": (50 / 60, 5.0),
+    "conversations.history": (50 / 60, 5.0),
+    "users.info": (100 / 60, 10.0),
+}
+SLACK_PER_CHANNEL = (1.0, 1.0)
+
+
+class FakeSlack(FakeAPI):
+    """The Slack Web API methods the bot calls, optionally throttled by token buckets.
+
+    ``rate``: one bucket of ``rate`` calls/s (``burst``) over every method; ``methods``: a bucket
+    per method (name → (rate, burst)); ``per_channel``: chat.postMessage's bucket per channel.
+    A call takes a token from each of its buckets or from none; refused, it is answered 429
+    ``ratelimited`` with an honest ``Retry-After``, as Slack does. Posted DMs are counted per
+    user (channel ``D<user>``), not stored.
     """
 
-    def __init__(self, rate: float | None = None, burst: float = 10.0) -> None:
+    def __init__(
+        self,
+        rate: float | None = None,
+        burst: float = 10.0,
+        *,
+        methods: Mapping[str, tuple[float, float]] | None = None,
+        per_channel: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(record=False, keep_alive=True)
         self.bucket = TokenBucket(rate, burst) if rate else None
+        self.buckets = {m: TokenBucket(r, b) for m, (r, b) in (methods or {}).items()}
+        self.per_channel = per_channel
+        self.channel_buckets: dict[str, TokenBucket] = {}
         self.dms: Counter[str] = Counter()
         self.limited = 0
-        self.attempts = 0  # calls through the bucket, answered 429 or not
+        self.attempts = 0  # calls through the buckets, answered 429 or not
+        self.per_method: Counter[str] = Counter()  # calls per method, answered 429 or not
+        self.limited_by: Counter[str] = Counter()  # 429s per method
+        self._bucket_lock = threading.Lock()
         self.responses: list[Any] = []
         self.responded = threading.Event()
         self._ts = 1_700_000_000
@@ -144,21 +158,30 @@ class FakeSlack(FakeAPI):
         if path.startswith("/respond/"):
             return self._respond
         handler = self.routes.get(path)
-        if handler is None or path == "/api/auth.test" or self.bucket is None:
+        if handler is None or path == "/api/auth.test":
             return handler
-        return self._throttled(handler)
+        return self._throttled(path.removeprefix("/api/"), handler)
 
-    def _throttled(self, handler: Handler) -> Handler:
+    def _throttled(self, method: str, handler: Handler) -> Handler:
         def throttled(request: dict[str, Any]) -> Reply:
-            assert self.bucket is not None
-            wait = self.bucket.take()
+            buckets = [b for b in (self.bucket, self.buckets.get(method)) if b is not None]
+            if method == "chat.postMessage" and self.per_channel is not None:
+                channel = str(_args(request).get("channel"))
+                with self._bucket_lock:
+                    bucket = self.channel_buckets.get(channel)
+                    if bucket is None:
+                        bucket = self.channel_buckets[channel] = TokenBucket(*self.per_channel)
+                buckets.append(bucket)
+            wait = take_all(buckets, self._bucket_lock)
             with self.lock:
                 self.attempts += 1
+                self.per_method[method] += 1
                 if wait:
                     self.limited += 1
+                    self.limited_by[method] += 1
             if wait:
-                retry_after = str(max(1, int(wait + 0.999)))
-                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after}
+                headers = {"Retry-After": retry_after(wait)}
+                return 429, {"ok": False, "error": "ratelimited"}, headers
             return handler(request)
 
         return throttled
@@ -192,8 +215,10 @@ FEISHU_MESSAGES = "/open-apis/im/v1/messages"
 class FakeFeishu(FakeAPI):
     """Feishu's token endpoint and message create, throttled like the Open Platform.
 
-    ``per_app`` messages/s for the app and ``per_user`` per receiver; above that: HTTP 429, code
-    99991400 and the ``x-ogw-ratelimit-reset`` header. Sent messages are counted per receiver.
+    ``per_app`` messages/s for the app (``burst``) and ``per_user`` per receiver (burst 1). Above
+    the app's: HTTP 429, code 99991400 and the ``x-ogw-ratelimit-reset`` header; above a user's:
+    code 230020, as Feishu answers. A message takes a token from both buckets or from none. Sent
+    messages are counted per receiver.
     """
 
     def __init__(
@@ -207,7 +232,9 @@ class FakeFeishu(FakeAPI):
         self.limited = 0
         self.attempts = 0  # message creates, answered 429 or not
         self.tokens = 0
+        self.user_limited = 0
         self._count = 0
+        self._bucket_lock = threading.Lock()
         self.routes.update(
             {
                 FEISHU_TOKEN_PATH: self._token,
@@ -234,16 +261,20 @@ class FakeFeishu(FakeAPI):
             bucket = self.user_buckets.get(receiver)
             if bucket is None and self.per_user:
                 bucket = self.user_buckets[receiver] = TokenBucket(self.per_user, 1.0)
-        waits = [b.take() for b in (self.app_bucket, bucket) if b is not None]
-        wait = max(waits, default=0.0)
-        if wait:
+        buckets = [b for b in (self.app_bucket, bucket) if b is not None]
+        wait = take_all(buckets, self._bucket_lock)
+        if wait and self.app_bucket is not None and self.app_bucket.wait():
             with self.lock:
                 self.limited += 1
             headers = {
-                "x-ogw-ratelimit-limit": str(int(self.app_bucket.rate if self.app_bucket else 0)),
-                "x-ogw-ratelimit-reset": str(max(1, int(wait + 0.999))),
+                "x-ogw-ratelimit-limit": str(int(self.app_bucket.rate)),
+                "x-ogw-ratelimit-reset": retry_after(self.app_bucket.wait()),
             }
             return 429, {"code": 99991400, "msg": "request trigger frequency limit"}, headers
+        if wait:
+            with self.lock:
+                self.user_limited += 1
+            return 400, {"code": 230020, "msg": "send message to this user too frequently"}, {}
         with self.lock:
             self._count += 1
             self.sent[receiver] += 1

@@ -1,12 +1,11 @@
-"""``dcml-bot serve`` with the Slack messenger's call budget taken from the environment.
+"""``dcml-bot serve`` with the Slack messenger's pacing lifted, for benches against a fake.
 
-Run: BENCH_SLACK_CALL_INTERVAL=0 BENCH_SLACK_PER_CHANNEL_INTERVAL=0 \
-     .venv/bin/python bench/serve_budget.py serve
+Run: BENCH_SLACK_UNPACED=1 .venv/bin/python bench/serve_budget.py serve
 
-The same process as the console script (``dcml_bot.cli.main``), except that the module defaults
-``CALL_INTERVAL`` / ``PER_CHANNEL_INTERVAL`` of ``dcml_bot.platforms.slack`` are replaced first, so
-a bench can fan out to 10,000 members against a fake without waiting out Slack's real budget.
-Pacing only sleeps between calls; it holds no memory worth measuring.
+The same process as the console script (``dcml_bot.cli.main``), except that with
+``BENCH_SLACK_UNPACED=1`` every Slack method starts at its ceiling and the per-channel spacing is
+0, so a bench can fan out to 10,000 members against a fake without waiting out Slack's real
+limits. Pacing only sleeps between calls; it holds no memory worth measuring.
 """
 
 from __future__ import annotations
@@ -17,8 +16,7 @@ from dcml_bot import cli
 from dcml_bot.platforms import slack
 
 if __name__ == "__main__":
-    for name in ("CALL_INTERVAL", "PER_CHANNEL_INTERVAL"):
-        value = os.environ.get(f"BENCH_SLACK_{name}")
-        if value is not None:
-            setattr(slack, name, float(value))
+    if os.environ.get("BENCH_SLACK_UNPACED") == "1":
+        slack.RATES = {method: (1e6, 1e6) for method in slack.RATES}
+        slack.PER_CHANNEL_INTERVAL = 0.0
     cli.main()

@@ -136,3 +136,40 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` banked; thread-safe (a fake's rate limit)."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._at = time.monotonic()
+        self._lock = threading.RLock()
+
+    def wait(self) -> float:
+        """Seconds until there is a token (0.0: there is one); takes nothing."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
+
+    def take(self) -> float:
+        """Take a token: 0.0 if there was one, else the seconds until there will be."""
+        with self._lock:
+            wait = self.wait()
+            if not wait:
+                self._tokens -= 1.0
+            return wait
+
+
+def take_all(buckets: list[TokenBucket], lock: threading.Lock) -> float:
+    """Take a token from every bucket, or from none: 0.0, or the seconds until all have one."""
+    with lock:
+        wait = max((bucket.wait() for bucket in buckets), default=0.0)
+        if not wait:
+            for bucket in buckets:
+                bucket.take()
+        return wait

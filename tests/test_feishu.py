@@ -37,10 +37,9 @@ from dcml_bot.core.delivery import weekly_key
 from dcml_bot.core.i18n import text
 from dcml_bot.core.plan import READ, in_scope
 from dcml_bot.platforms import feishu_events
-from dcml_bot.platforms.feishu import BotIdentity, delivery_uuid
+from dcml_bot.platforms.feishu import BotIdentity, FeishuMessenger, delivery_uuid, feishu_pacing
 from dcml_bot.platforms.feishu_cards import check_card, escape_markdown, safe_url
 from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command
-from dcml_bot.platforms.pacing import Pacer
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import TrackSettings, load_settings
 from fakes import FakeAPI, running
@@ -837,6 +836,11 @@ def test_rate_limit_reschedules_after_the_reset_header(feishu: Feishu) -> None:
     feishu.service.jobs.deliver()
     assert feishu.fake.to("ou_busy") == []
     feishu.clock.advance(minutes=6)
+    messenger = feishu.service.bot.messengers["feishu"]
+    assert isinstance(messenger, FeishuMessenger)
+    pause = messenger.pacing.rate("im.message.create")
+    assert pause.paused_until > time.monotonic() + 590  # every send waits out the reset
+    pause.paused_until = pause.next_at = 0.0  # as if those 10 minutes had passed for it too
     report = feishu.service.jobs.deliver()
     assert report is not None and report.count("sent") == 1
     assert len(feishu.fake.to("ou_busy")) == 1
@@ -859,18 +863,20 @@ def test_user_outside_availability_is_dead_not_retried(feishu: Feishu) -> None:
     assert 'dcml_errors_total{where="feishu.unreachable"} 1.0' in metrics
 
 
-def test_pacer_spaces_sends_per_target_and_per_app() -> None:
+def test_pacing_spaces_sends_per_target_and_per_app() -> None:
     now = [0.0]
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
         waits.append(round(seconds, 3))
+        now[0] += seconds
 
-    pacer = Pacer(0.2, 0.02, clock=lambda: now[0], sleep=sleep)
-    pacer.wait("ou_a")
-    pacer.wait("ou_b")  # another user: only the app interval
-    pacer.wait("ou_a")  # same user again: the user interval from its first send
-    assert waits == [0.02, 0.2]
+    pacing = feishu_pacing(clock=lambda: now[0], sleep=sleep)
+    for user in ("ou_a", "ou_b", "ou_a"):
+        pacing.call("im.message.create", lambda: None, target=user)
+    # Another user: the app's 1/50 s; the same user again: 1/5 s after its first send.
+    assert waits == [0.02, 0.18]
+    assert pacing.rate("im.message.create").per_second == 50.0
 
 
 # --- directions (tracks) ----------------------------------------------------------------------

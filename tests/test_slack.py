@@ -564,6 +564,75 @@ def test_url_verification_and_ssl_check(slack: Slack) -> None:
     assert check.status_code == 200
 
 
+def test_app_rate_limited_is_acknowledged_with_a_warning_naming_the_minute(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = (PAYLOADS / "slack_app_rate_limited.json").read_text()
+    with caplog.at_level("WARNING", logger="dcml_bot.platforms.slack"):
+        assert slack.post(body, "application/json").status_code == 200
+        forged = slack.post(body, "application/json", secret="not-the-secret")
+    assert forged.status_code == 401
+    warnings = [r.getMessage() for r in caplog.records if "dropping" in r.getMessage()]
+    assert warnings == [
+        "slack: Slack is dropping this app's events for team T123456 since 2018-02-12 20:37 UTC "
+        "(over 30,000 events an hour); they are not redelivered"
+    ]
+    metrics = httpx.get(slack.base + "/metrics").text
+    assert 'outcome="acknowledged",platform="slack",type="app_rate_limited"} 1.0' in metrics
+
+
+UNUSED_INTERACTIONS = {
+    "shortcut": {"type": "shortcut", "callback_id": "someone_elses", "trigger_id": "1.2.x"},
+    "message_action": {
+        "type": "message_action",
+        "callback_id": "quote",
+        "trigger_id": "1.2.x",
+        "message": {"ts": "1.2", "text": "hi"},
+        "channel": {"id": "C0LAB"},
+    },
+    "view_submission": {
+        "type": "view_submission",
+        "view": {"id": "V1", "type": "modal", "callback_id": "form"},
+    },
+    "view_closed": {
+        "type": "view_closed",
+        "view": {"id": "V1", "type": "modal", "callback_id": "form"},
+    },
+    "block_suggestion": {
+        "type": "block_suggestion",
+        "action_id": "pick",
+        "block_id": "b1",
+        "value": "dee",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNUSED_INTERACTIONS))
+def test_interactions_the_bot_does_not_offer_get_200_and_are_counted(
+    slack: Slack, kind: str
+) -> None:
+    payload = {
+        **UNUSED_INTERACTIONS[kind],
+        "team": {"id": "T0001"},
+        "user": {"id": "U0NEWBIE"},
+        "api_app_id": "A0APP",
+        "token": "deprecated",
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    assert slack.post(body, "application/x-www-form-urlencoded").status_code == 200
+    metrics = httpx.get(slack.base + "/metrics").text
+    assert f'outcome="ignored",platform="slack",type="{kind}"}} 1.0' in metrics
+
+
+def test_an_event_type_the_bot_does_not_use_gets_200(slack: Slack) -> None:
+    envelope = json.loads((PAYLOADS / "slack_event_team_join.json").read_text())
+    envelope["event"] = {"type": "reaction_added", "user": "U0NEWBIE", "reaction": "eyes"}
+    envelope["event_id"] = "Ev0REACTION"
+    assert slack.post(json.dumps(envelope), "application/json").status_code == 200
+    metrics = httpx.get(slack.base + "/metrics").text
+    assert 'outcome="ignored",platform="slack",type="reaction_added"} 1.0' in metrics
+
+
 def test_concurrent_commands_all_answered(slack: Slack) -> None:
     results: list[int] = []
 

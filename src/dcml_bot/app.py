@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -36,6 +37,9 @@ __all__ = ["Bot", "Service", "build_bot", "build_console", "build_service", "utc
 
 log = logging.getLogger(__name__)
 
+# Seconds Service.stop gives work under way; with uvicorn's own 2 s, SIGTERM exits within 5 s.
+STOP_GRACE = 2.5
+
 
 def build_bot(
     settings: Settings,
@@ -50,7 +54,12 @@ def build_bot(
         name: TrackSource(name=name, catalog=table.catalog, title=table.title)
         for name, table in settings.tracks.items()
     }
-    library = CatalogLibrary(settings.catalog, link_base=settings.link_base, tracks=tracks)
+    library = CatalogLibrary(
+        settings.catalog,
+        link_base=settings.link_base,
+        tracks=tracks,
+        limits=settings.catalog_limits,
+    )
     library.load()
     store = store or open_store(settings.database_url)
     outgoing: dict[str, Messenger] = dict(messengers or {})
@@ -164,8 +173,9 @@ class Platform(Protocol):
         """Start background connections (Socket Mode, long connection, workers)."""
         ...
 
-    def stop(self) -> None:
-        """Stop them, letting queued work finish."""
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop them: interrupt waits, leave queued joins to the next start, give work under
+        way up to ``grace`` seconds."""
         ...
 
     def health(self) -> dict[str, Any]:
@@ -191,15 +201,23 @@ class Service:
         if self.scheduler is not None:
             self.scheduler.start()
 
-    def stop(self) -> None:
-        """Stop the scheduler, then platforms, then release the database."""
-        if self.scheduler is not None:
-            self.scheduler.shutdown()
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop within about ``grace`` seconds whatever the backlog, losing nothing.
+
+        A running fan-out stops between members; the platforms interrupt their waits for the
+        APIs (the fan-out's too) and leave queued joins in the database; work under way gets
+        what is left of ``grace``; a send cut short releases its claim. The next start replays
+        the joins and sends what was released; the first tick serves the rest of the week.
+        """
+        deadline = time.monotonic() + grace
+        self.jobs.stop()
         for platform in reversed(self.platforms):
             try:
-                platform.stop()
+                platform.stop(max(deadline - time.monotonic(), 0.1))
             except Exception:
                 log.exception("stopping %s failed", platform.name)
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
         self.bot.close()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -251,7 +269,9 @@ def build_service(
             from dcml_bot.platforms.slack import SlackMessenger, SlackPlatform, make_client
 
             slack_config = slack_options(settings)
-            slack = SlackMessenger(make_client(slack_config), channels=store.dm_channels("slack"))
+            slack = SlackMessenger(
+                make_client(slack_config), channels=store.dm_channels("slack"), metrics=metrics
+            )
             messengers["slack"] = slack
             starters.append(lambda bot: SlackPlatform(bot, metrics, slack, slack_config))
         if settings.feishu_enabled:
@@ -279,9 +299,20 @@ def build_service(
     platforms = [start(bot) for start in starters]
     jobs = Jobs(bot, on_report=metrics.record_report)
     if local is not None:
+        from dcml_bot.platforms.lab_guard import LabOptions
         from dcml_bot.platforms.web import LocalWebPlatform
 
-        platforms.append(LocalWebPlatform(bot, local, jobs, local_clock))
+        token = settings.local.token
+        options = LabOptions(
+            bind=settings.host,
+            hosts=tuple(settings.local.hosts),
+            token=token.get_secret_value() if token else None,
+        )
+        try:  # refused when it would answer beyond this machine without a token
+            platforms.append(LocalWebPlatform(bot, local, jobs, local_clock, options))
+        except BaseException:
+            bot.close()
+            raise
     scheduler = Scheduler(jobs, settings, tick_minutes=tick_minutes) if schedule else None
     return Service(
         bot=bot,

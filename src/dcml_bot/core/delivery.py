@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from dcml_bot.core.i18n import weekday as weekday_name
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import DROPPED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
+from dcml_bot.core.outbound import Stopping
 from dcml_bot.core.plan import SENT as UNANSWERED
 from dcml_bot.core.plan import member_scope, plan, slot_in_week, summarise, week_of
 from dcml_bot.core.profile import Profiles
@@ -29,6 +31,11 @@ BATCH = 1000
 CONTENDED_SPAN = 100
 
 MISSED = "missed"
+# Left for the next run: the bot began shutting down before this member's turn.
+STOPPED = "stopped"
+# The member's welcome is still to go out (it was cut short or failed); it carries the week's
+# paper, so the weekly run sends nothing now.
+WELCOME_PENDING = "welcome-pending"
 SENT_NOW, ALREADY, NOTHING, FAILED, RECOVERED, BUSY, NOT_DUE, WOULD_SEND, NO_PLATFORM = (
     "sent",
     "already",
@@ -45,6 +52,11 @@ SENT_NOW, ALREADY, NOTHING, FAILED, RECOVERED, BUSY, NOT_DUE, WOULD_SEND, NO_PLA
 def _finished(row: OutboxRecord | None) -> bool:
     """Whether an outbox row is final: sent, or dead (never retried)."""
     return row is not None and row.status in {"sent", "dead"}
+
+
+def welcome_key(member: MemberRecord) -> str:
+    """The once-only key of a member's welcome DM."""
+    return f"welcome:{member.platform}:{member.user_id}"
 
 
 def weekly_key(member: MemberRecord, week: str) -> str:
@@ -90,6 +102,8 @@ class Delivery:
         self.day = day
         self.weekday = WEEKDAY_INDEX[day]
         self.at = at
+        # Set at shutdown: a fan-out stops between members (the rest go out at the next start).
+        self.stopping = threading.Event()
 
     def slot_label(self, lang: str) -> tuple[str, str]:
         """The weekly slot as (localised weekday, ``HH:MM``)."""
@@ -165,6 +179,17 @@ class Delivery:
             if force or self.is_due(m, weeks[m.id], now)
         }
         outbox = self.store.outbox_for_keys(keys.values())
+        welcomes = self.store.outbox_for_keys(welcome_key(m) for m in members if m.id in keys)
+        waiting = {
+            m.id
+            for m in members
+            if m.id in keys
+            and (row := welcomes.get(welcome_key(m))) is not None
+            and row.status in {"claimed", "failed"}
+            and keys[m.id] not in outbox
+        }
+        for mid in waiting:
+            del keys[mid]
         missed: set[int] = set()
         if late_limit is not None and not force:
             # A slot missed by more than the limit is skipped, unless that week's paper is
@@ -187,7 +212,11 @@ class Delivery:
         progress = self.store.progress_for_members(open_ids) if open_ids else {}
         for index, member in enumerate(members, start=offset):
             key = keys.get(member.id)
-            if key is None:
+            if self.stopping.is_set():
+                outcome = STOPPED
+            elif member.id in waiting:
+                outcome = WELCOME_PENDING
+            elif key is None:
                 outcome = MISSED if member.id in missed else NOT_DUE
             else:
                 preloaded = existing = outbox.get(key)
@@ -195,15 +224,18 @@ class Delivery:
                     # Another run is serving these members too: a fresh read lets this run
                     # skip what that one already sent instead of queueing for its claim.
                     existing = self.store.get_outbox(key)
-                outcome = self._deliver(
-                    member,
-                    weeks[member.id],
-                    now,
-                    existing=existing,
-                    progress=progress.get(member.id, {}),
-                    dry_run=dry_run,
-                    report=report,
-                )
+                try:
+                    outcome = self._deliver(
+                        member,
+                        weeks[member.id],
+                        now,
+                        existing=existing,
+                        progress=progress.get(member.id, {}),
+                        dry_run=dry_run,
+                        report=report,
+                    )
+                except Stopping:
+                    outcome = STOPPED
                 if outcome in {ALREADY, BUSY} and not _finished(preloaded):
                     contended_until = index + CONTENDED_SPAN
             report.outcomes[outcome] += 1

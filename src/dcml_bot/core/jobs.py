@@ -16,10 +16,12 @@ from dcml_bot.core.delivery import (
     FAILED,
     NO_PLATFORM,
     NOTHING,
+    WELCOME_PENDING,
     DeliveryReport,
     weekly_key,
 )
 from dcml_bot.core.library import ReloadResult
+from dcml_bot.core.outbound import Stopping
 from dcml_bot.store import MemberRecord, OutboxRecord
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,8 @@ class Jobs:
             now = self.bot.clock()
             late = None if self.bot.policy.catch_up else NO_CATCH_UP
             report = self.bot.delivery.deliver(now, late_limit=late)
-            self.retry_welcomes(now)
+            if not self.bot.delivery.stopping.is_set():
+                self.retry_welcomes(now)
         finally:
             self._running.release()
         done = {
@@ -99,7 +102,7 @@ class Jobs:
         served: dict[int, tuple[MemberRecord, str, str]] = {}
 
         def seen(member: MemberRecord, outcome: str) -> None:
-            if outcome not in {NOTHING, NO_PLATFORM}:
+            if outcome not in {NOTHING, NO_PLATFORM, WELCOME_PENDING}:
                 served[member.id] = (member, week or delivery.week_for(member, now), outcome)
             if on_member is not None:
                 on_member(member, outcome)
@@ -138,13 +141,22 @@ class Jobs:
         report.outcomes = +report.outcomes  # drop the outcomes no member has any more
         return report, unsent
 
+    def stop(self) -> None:
+        """Shutting down: a running fan-out stops between members; nothing new starts."""
+        self.bot.delivery.stopping.set()
+
     def retry_welcomes(self, now: dt.datetime) -> int:
         """Send again the welcomes that failed for a temporary reason; returns how many went."""
         sent = 0
         for row in self.bot.store.due_retries(now, kind="welcome"):
+            if self.bot.delivery.stopping.is_set():
+                break
             member = self.bot.store.get_member_by_id(row.member_id)
-            if member is not None and self.bot.onboarding.welcome(member, now) == "welcomed":
-                sent += 1
+            try:
+                if member is not None and self.bot.onboarding.welcome(member, now) == "welcomed":
+                    sent += 1
+            except Stopping:
+                break
         return sent
 
     def refresh_catalog(self) -> ReloadResult:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from dcml_bot.catalog import Entry, Level
-from dcml_bot.core.delivery import Delivery, weekly_key
+from dcml_bot.core.delivery import Delivery, weekly_key, welcome_key
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
@@ -29,11 +29,6 @@ WELCOMED, ALREADY, DUPLICATE_EVENT, NO_PLATFORM, FAILED = (
 )
 ESSENTIALS_SHOWN = 10
 WELCOME_RETRY = Retry(first=dt.timedelta(minutes=5))
-
-
-def welcome_key(member: MemberRecord) -> str:
-    """The once-only key of a member's welcome DM."""
-    return f"welcome:{member.platform}:{member.user_id}"
 
 
 class Onboarding:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from dcml_bot.core.messages import Reply
-from dcml_bot.core.outbound import Messenger, SendError
+from dcml_bot.core.outbound import Messenger, SendError, Stopping
 from dcml_bot.store import Claim, MemberRecord, Store
 from dcml_bot.store.base import DEFAULT_LEASE
 
@@ -149,7 +149,8 @@ class OnceOnly:
     ) -> str:
         """Claim, reconcile, send and record one letter; returns the outcome.
 
-        ``taken`` means another worker holds the key or it is already final.
+        ``taken`` means another worker holds the key or it is already final. Raises Stopping
+        when the bot is shutting down before the message went out.
         """
         messenger = self.messengers.get(letter.member.platform)
         if messenger is None:
@@ -184,6 +185,13 @@ class OnceOnly:
                 return RECOVERED
         try:
             message_id = messenger.send_dm(user_id, parcel.reply(), key=letter.key)
+        except Stopping as exc:
+            # Released, due at once: the next run sends it (a page already posted of a long
+            # Slack DM is found and not posted again).
+            self.store.mark_failed(
+                letter.key, worker=self.worker, error=str(exc), retry_at=None, dead=False, now=now
+            )
+            raise
         except SendError as exc:
             self._failed(letter, claim, exc, retry, now, tell_unreachable=tell_unreachable)
             return FAILED

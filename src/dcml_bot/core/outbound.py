@@ -16,6 +16,13 @@ class SendError(Exception):
         self.retry_after = retry_after
 
 
+class Stopping(SendError):
+    """The bot is shutting down: nothing was sent, and the work is left for the next start."""
+
+    def __init__(self, message: str = "stopping: the bot is shutting down") -> None:
+        super().__init__(message)
+
+
 class Messenger(Protocol):
     """A platform's outgoing side, as the core sees it (implemented in ``platforms/``)."""
 

@@ -11,6 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from dcml_bot.core.metrics import Metrics
+from dcml_bot.core.outbound import Stopping
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,17 @@ class Background:
         self.metrics = metrics
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._pending: set[Future[Any]] = set()
+        self._replayable: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
-    def submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``work(*args)`` on the pool."""
+    def submit(self, work: Callable[..., Any], *args: Any, replayable: bool = False) -> Future[Any]:
+        """Run ``work(*args)`` on the pool. ``replayable``: the work is kept elsewhere (the
+        database) and redone at the next start, so shutdown may drop it if it has not begun."""
         future = self.pool.submit(self._guarded, work, *args)
         with self._lock:
             self._pending.add(future)
+            if replayable:
+                self._replayable.add(future)
         future.add_done_callback(self._forget)
         return future
 
@@ -59,18 +64,41 @@ class Background:
                 future.exception(timeout=max(deadline - time.monotonic(), 0.01))
         raise TimeoutError(f"{self.name} background work did not finish")
 
-    def shutdown(self) -> None:
-        """Finish queued work and stop the threads."""
-        self.pool.shutdown(wait=True)
+    def shutdown(self, grace: float = 10.0) -> int:
+        """Stop: drop queued replayable work, give the rest ``grace`` seconds to finish, and
+        stop the threads. Returns how many queued items were dropped (to be replayed)."""
+        with self._lock:
+            queued = list(self._replayable)
+        dropped = sum(1 for future in queued if future.cancel())
+        self.pool.shutdown(wait=False)
+        try:
+            self.drain(grace)
+        except TimeoutError:
+            with self._lock:
+                left = len(self._pending)
+            # Their threads finish on their own (an API call ends within its timeout); a claim
+            # they hold when the process exits is taken over and reconciled at the next start.
+            log.warning("%s: %d background task(s) still running at shutdown", self.name, left)
+        if dropped:
+            log.info("%s: %d queued task(s) left for the next start", self.name, dropped)
+        return dropped
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
             self._pending.discard(future)
+            self._replayable.discard(future)
 
     def _guarded(self, work: Callable[..., Any], *args: Any) -> Any:
         try:
             return work(*args)
+        except Stopping:
+            log.info("%s: %s left for the next start (shutting down)", self.name, _name(work))
+            raise
         except Exception:
-            self.metrics.errors.labels(f"{self.name}.{getattr(work, '__name__', 'work')}").inc()
+            self.metrics.errors.labels(f"{self.name}.{_name(work)}").inc()
             log.exception("%s: background work failed", self.name)
             raise
+
+
+def _name(work: Callable[..., Any]) -> str:
+    return str(getattr(work, "__name__", "work"))

@@ -1,4 +1,4 @@
-"""Feishu / Lark outgoing side: the lark-oapi client, a send pacer, DMs as cards, bot info."""
+"""Feishu / Lark outgoing side: the lark-oapi client, send pacing, DMs as cards, bot info."""
 
 from __future__ import annotations
 
@@ -23,18 +23,29 @@ from lark_oapi.core.token.manager import TokenManager  # type: ignore[import-unt
 
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.core.outbound import SendError
+from dcml_bot.core.outbound import SendError, Stopping
 from dcml_bot.platforms.feishu_cards import dumps, render_card, render_post, render_text
-from dcml_bot.platforms.pacing import Pacer
+from dcml_bot.platforms.pacing import Pacing, Throttled
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "feishu"
-# Feishu's documented limits: 5 messages/s to one user or group, 50/s per app.
+# Feishu's documented limits: 5 messages/s to one user or group (fixed spacing here); per app,
+# 50 calls/s for any API and 1,000 a minute for sending messages. Sends start at the per-second
+# figure, which is also their ceiling (a hard documented limit: past it there are only 429s).
+# Under a per-minute quota a faster start costs nothing: the minute's calls go out sooner, and
+# the pause until the window resets (x-ogw-ratelimit-reset) replaces the spacing.
 PER_TARGET_INTERVAL = 0.2
-PER_APP_INTERVAL = 0.02
+SEND_RATE = (50.0, 50.0)
+RATES = {
+    "im.message.create": SEND_RATE,
+    "im.message.reply": SEND_RATE,
+    "im.message.patch": SEND_RATE,
+}
 DEFAULT_RETRY_AFTER = 10.0
-RATE_LIMITED = frozenset({99991400, 230020})
+APP_LIMITED = 99991400  # the gateway's per-app limit: pauses the whole method
+CHAT_LIMITED = 230020  # one user's or chat's limit: pauses that target only
+RATE_LIMITED = frozenset({APP_LIMITED, CHAT_LIMITED})
 # The recipient cannot be reached by this app: no retry will change that.
 UNREACHABLE = frozenset(
     {
@@ -71,6 +82,11 @@ class FeishuOptions:
     track_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     language: str = "zh"
     welcome_new_users: bool = False
+
+
+def feishu_pacing(**options: Any) -> Pacing:
+    """Feishu's Pacing with the documented rates (``options``: Pacing's keywords)."""
+    return Pacing(PLATFORM, RATES, per_target=PER_TARGET_INTERVAL, **options)
 
 
 def make_client(options: FeishuOptions) -> Any:
@@ -117,6 +133,18 @@ class Failure:
         if self.rate_limited:
             return SendError(text, retry_after=self.retry_after or DEFAULT_RETRY_AFTER)
         return SendError(text, permanent=self.unreachable)
+
+
+class RateLimited(Throttled):
+    """A throttled Feishu call, keeping its Failure for when the pacing gives up waiting."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(
+            f"feishu: {failure.code} {failure.message}",
+            retry_after=failure.retry_after,
+            target_only=failure.code == CHAT_LIMITED,
+        )
+        self.failure = failure
 
 
 def _header(headers: dict[str, str] | None, name: str) -> str | None:
@@ -191,13 +219,19 @@ class FeishuMessenger:
         client: Any,
         *,
         metrics: Metrics | None = None,
-        pacer: Pacer | None = None,
+        pacing: Pacing | None = None,
         language: str = "zh",
     ) -> None:
         self.client = client
         self.metrics = metrics
-        self.pacer = pacer or Pacer(PER_TARGET_INTERVAL, PER_APP_INTERVAL)
+        self.pacing = pacing or feishu_pacing(
+            on_limited=lambda method: self._count(f"feishu.rate_limited:{method}")
+        )
         self.locale = "zh_cn" if language == "zh" else "en_us"
+
+    def close(self) -> None:
+        """Wake sends waiting for their turn or a pause: they raise Stopping (shutdown)."""
+        self.pacing.close()
 
     # --- the core's Messenger protocol ------------------------------------------------------
 
@@ -248,9 +282,9 @@ class FeishuMessenger:
             .request_body(PatchMessageRequestBody.builder().content(dumps(card)).build())
             .build()
         )
-        response = self._call(lambda: self.client.im.v1.message.patch(request))
-        if not response.success():
-            raise _failure(response).error()
+        result = self._paced("im.message.patch", lambda: self.client.im.v1.message.patch(request))
+        if isinstance(result, Failure):
+            raise result.error()
 
     def send(self, target: Target, reply: Reply, *, uuid: str | None) -> str:
         """Send the reply as a card; if the card is refused, as ``post``, then as text."""
@@ -304,6 +338,7 @@ class FeishuMessenger:
                 .request_body(body.build())
                 .build()
             )
+            method = "im.message.reply"
             call: Callable[[], Any] = lambda: self.client.im.v1.message.reply(request)  # noqa: E731
         else:
             body = (
@@ -320,16 +355,38 @@ class FeishuMessenger:
                 .request_body(body.build())
                 .build()
             )
+            method = "im.message.create"
             call = lambda: self.client.im.v1.message.create(request)  # noqa: E731
-        self.pacer.wait(target.pace_key)
-        try:
+        result = self._paced(method, call, target=target.pace_key)
+        if isinstance(result, Failure):
+            return result
+        return str(getattr(getattr(result, "data", None), "message_id", None) or "")
+
+    def _paced(
+        self, method: str, call: Callable[[], Any], *, target: str | None = None
+    ) -> Any | Failure:
+        """One API call through the pacing (a throttled call waits and is made again); the
+        successful response, or the Failure. Raises Stopping when the bot is shutting down."""
+
+        def attempt() -> Any:
             response = self._call(call)
+            if not response.success():
+                failure = _failure(response)
+                if failure.rate_limited:
+                    raise RateLimited(failure)
+            return response
+
+        try:
+            response = self.pacing.call(method, attempt, target=target)
+        except Stopping:
+            raise
+        except RateLimited as exc:  # throttled for longer than the pacing waits
+            return exc.failure
+        except Throttled as exc:  # paused (by an earlier call) for longer than it waits
+            return Failure(code=None, message=str(exc), status=429, retry_after=exc.retry_after)
         except SendError as exc:
             return Failure(code=None, message=str(exc))
-        if response.success():
-            data = getattr(response, "data", None)
-            return str(getattr(data, "message_id", None) or "")
-        return _failure(response)
+        return response if response.success() else _failure(response)
 
     def _call(self, call: Callable[[], Any]) -> Any:
         """Run an SDK call; a stale token is dropped and the call made once more."""

@@ -17,6 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import lark_oapi as lark  # type: ignore[import-untyped]
 import lark_oapi.ws.client as lark_ws_client  # type: ignore[import-untyped]
+from lark_oapi.api.contact.v3 import P2ContactUserCreatedV3  # type: ignore[import-untyped]
+from lark_oapi.api.im.v1 import (  # type: ignore[import-untyped]
+    P2ImChatAccessEventBotP2pChatEnteredV1,
+    P2ImChatMemberUserAddedV1,
+)
 from lark_oapi.core.model import RawRequest  # type: ignore[import-untyped]
 from lark_oapi.event.callback.model.p2_card_action_trigger import (  # type: ignore[import-untyped]
     P2CardActionTriggerResponse,
@@ -42,6 +47,7 @@ from dcml_bot.platforms.feishu import (
 )
 from dcml_bot.platforms.feishu_cards import action_of, render_card
 from dcml_bot.platforms.first_call import FirstCall
+from dcml_bot.platforms.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +325,14 @@ class FeishuPlatform:
         self.track_groups = {chat: tuple(names) for chat, names in options.track_groups.items()}
         self.groups = {g for g in options.groups if g} | set(self.track_groups)
         self.background = Background("feishu", metrics, workers)
+        # Joins are kept from arrival until handled: a restart replays what shutdown left.
+        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock)
+        for kind, model, work in (
+            (USER_ADDED, P2ImChatMemberUserAddedV1, self._user_added),
+            (P2P_ENTERED, P2ImChatAccessEventBotP2pChatEnteredV1, self._p2p_entered),
+            (USER_CREATED, P2ContactUserCreatedV3, self._user_created),
+        ):
+            self.inbox.register(kind, functools.partial(_from_payload, model, work))
         key, token = options.encrypt_key, options.verification_token
         self.encrypted = key is not None and self.mode == "webhook"
         self.verified = token is not None
@@ -390,13 +404,17 @@ class FeishuPlatform:
         if self.connection is not None:
             self.connection.start()
             log.info("feishu: connecting over the long connection")
+        self.inbox.replay()
 
-    def stop(self) -> None:
-        """Stop learning the bot's open_id, close the long connection, finish queued work."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop learning the bot's open_id, close the long connection, interrupt waits for
+        Feishu and give work under way ``grace`` seconds; queued joins are left to the next
+        start (the inbox)."""
         self.first_call.stop()
         if self.connection is not None:
             self.connection.stop()
-        self.background.shutdown()
+        self.messenger.close()
+        self.background.shutdown(grace)
 
     def wait_identity(self, timeout: float) -> bool:
         """Whether the bot's open_id is known, waiting up to ``timeout`` seconds for it."""
@@ -513,17 +531,24 @@ class FeishuPlatform:
     def _on_menu(self, data: Any) -> None:
         self._enqueue(MENU, data, self._menu)
 
+    def _keep(self, kind: str, data: Any) -> None:
+        """Queue a join through the inbox (kept until handled); a redelivery is counted only."""
+        event_id = _attr(data, "header", "event_id")
+        payload = lark.JSON.marshal(data)
+        if not self.inbox.accept(kind, str(event_id) if event_id else None, payload):
+            self._event(kind, "duplicate")
+
     def _on_user_added(self, data: Any) -> None:
-        self._enqueue(USER_ADDED, data, self._user_added)
+        self._keep(USER_ADDED, data)
 
     def _on_p2p_entered(self, data: Any) -> None:
-        self._enqueue(P2P_ENTERED, data, self._p2p_entered)
+        self._keep(P2P_ENTERED, data)
 
     def _on_user_created(self, data: Any) -> None:
         if not self.options.welcome_new_users:
             self._event(USER_CREATED, "ignored")
             return
-        self._enqueue(USER_CREATED, data, self._user_created)
+        self._keep(USER_CREATED, data)
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -614,7 +639,7 @@ class FeishuPlatform:
 
     # --- onboarding -------------------------------------------------------------------------
 
-    def _user_added(self, data: Any, event_id: str | None) -> None:
+    def _user_added(self, data: Any) -> None:
         event = _attr(data, "event")
         chat_id = _attr(event, "chat_id")
         if chat_id not in self.groups:
@@ -631,14 +656,14 @@ class FeishuPlatform:
                 continue
             self._join(USER_ADDED, str(open_id), _attr(user, "name"), None, tracks)
 
-    def _p2p_entered(self, data: Any, event_id: str | None) -> None:
+    def _p2p_entered(self, data: Any) -> None:
         open_id = _attr(data, "event", "operator_id", "open_id")
         if not open_id:
             self._event(P2P_ENTERED, "ignored")
             return
         self._join(P2P_ENTERED, str(open_id), None, None)
 
-    def _user_created(self, data: Any, event_id: str | None) -> None:
+    def _user_created(self, data: Any) -> None:
         user = _attr(data, "event", "object")
         status = _attr(user, "status")
         open_id = _attr(user, "open_id")
@@ -653,7 +678,7 @@ class FeishuPlatform:
         self, kind: str, open_id: str, name: Any, timezone: Any, tracks: Sequence[str] = ()
     ) -> None:
         """Welcome a member once; ``tracks``: the directions of the group they were added to."""
-        # The event id was recorded by _process: a redelivery never gets here.
+        # The event id was recorded on arrival (the inbox): a redelivery never gets here.
         try:
             outcome = self.bot.onboarding.joined(
                 PLATFORM,
@@ -664,9 +689,9 @@ class FeishuPlatform:
                 tracks=tracks,
             )
         except Exception:
+            # Raised on: the event stays in the inbox, and the next start tries it again.
             self.metrics.errors.labels(f"feishu.{kind}").inc()
-            log.exception("feishu: welcoming %s failed", open_id)
-            return
+            raise
         self._event(kind, outcome)
         log.info("feishu: %s for %s: %s", kind, open_id, outcome)
 
@@ -719,3 +744,8 @@ class FeishuPlatform:
         reply = future.result()
         if message_id and reply.replaces:
             self.messenger.update_card(str(message_id), render_card(reply))
+
+
+def _from_payload(model: Any, work: Callable[[Any], None], payload: str) -> None:
+    """Run ``work`` on an event kept as JSON, read back into its lark-oapi type."""
+    work(lark.JSON.unmarshal(payload, model))

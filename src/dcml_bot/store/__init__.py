@@ -6,6 +6,7 @@ from dcml_bot.store.records import (
     LocalMessageRecord,
     MemberRecord,
     OutboxRecord,
+    PendingEvent,
     ProgressRecord,
 )
 from dcml_bot.store.repository import Store, open_store
@@ -15,6 +16,7 @@ __all__ = [
     "LocalMessageRecord",
     "MemberRecord",
     "OutboxRecord",
+    "PendingEvent",
     "ProgressRecord",
     "Store",
     "make_engine",

@@ -174,3 +174,13 @@ def _claim(row: Outbox, *, recovered: bool) -> Claim:
         created_at=row.created_at,
         recovered=recovered,
     )
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event received but not handled yet (the process stopped first)."""
+
+    event_id: str
+    kind: str
+    payload: str
+    received_at: dt.datetime

@@ -145,13 +145,18 @@ class Outbox(Base):
 
 
 class ProcessedEvent(Base):
-    """A platform event id already handled (platforms redeliver events)."""
+    """A platform event id seen (platforms redeliver events); a join is kept until handled."""
 
     __tablename__ = "processed_events"
 
     platform: Mapped[str] = mapped_column(String, primary_key=True)
     event_id: Mapped[str] = mapped_column(String, primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    # An event whose effect must survive a restart (a join: its welcome) keeps its payload
+    # until handled; NULL payload: only the id is kept, for the dedupe.
+    kind: Mapped[str | None] = mapped_column(String)
+    payload: Mapped[str | None] = mapped_column(Text)
+    handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class LocalMessage(Base):
