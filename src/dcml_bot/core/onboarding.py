@@ -97,24 +97,26 @@ class Onboarding:
     def _confirm(
         self, member: MemberRecord, key: str, message_id: str, week: str, now: dt.datetime
     ) -> None:
+        # The welcome carries this week's paper, so the weekly run does not send a second one.
+        # Its key is claimed before the welcome is marked sent: a weekly run that sees the
+        # welcome still pending skips the member, and one that sees it sent finds the week taken.
+        first = self._first_paper(member, week)
+        weekly = weekly_key(member, week)
+        claim = None
+        if first is not None:
+            claim = self.store.claim(
+                weekly,
+                member_id=member.id,
+                kind="weekly",
+                week=week,
+                item_id=first.id,
+                title=first.title,
+                worker=self.once.worker,
+                now=now,
+            )
         self.once.mark_sent(key, message_id, now)
         self.store.mark_onboarded(member.id, now)
-        first = self._first_paper(member, week)
-        if first is None:
-            return
-        # The welcome carries this week's paper, so the weekly run does not send a second one.
-        weekly = weekly_key(member, week)
-        claim = self.store.claim(
-            weekly,
-            member_id=member.id,
-            kind="weekly",
-            week=week,
-            item_id=first.id,
-            title=first.title,
-            worker=self.once.worker,
-            now=now,
-        )
-        if claim is not None and claim.item_id == first.id:
+        if first is not None and claim is not None and claim.item_id == first.id:
             self.delivery.confirm(member, weekly, first, week, message_id, now)
 
     def _first_paper(self, member: MemberRecord, week: str) -> Entry | None:
