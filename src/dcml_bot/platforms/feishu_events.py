@@ -326,7 +326,7 @@ class FeishuPlatform:
         self.groups = {g for g in options.groups if g} | set(self.track_groups)
         self.background = Background("feishu", metrics, workers)
         # Joins are kept from arrival until handled: a restart replays what shutdown left.
-        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock)
+        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock, metrics)
         for kind, model, work in (
             (USER_ADDED, P2ImChatMemberUserAddedV1, self._user_added),
             (P2P_ENTERED, P2ImChatAccessEventBotP2pChatEnteredV1, self._p2p_entered),
@@ -532,11 +532,8 @@ class FeishuPlatform:
         self._enqueue(MENU, data, self._menu)
 
     def _keep(self, kind: str, data: Any) -> None:
-        """Queue a join through the inbox (kept until handled); a redelivery is counted only."""
-        event_id = _attr(data, "header", "event_id")
-        payload = lark.JSON.marshal(data)
-        if not self.inbox.accept(kind, str(event_id) if event_id else None, payload):
-            self._event(kind, "duplicate")
+        """Queue a join through the inbox: kept until handled (a redelivery is only counted)."""
+        self.inbox.accept(kind, _attr(data, "header", "event_id"), lark.JSON.marshal(data))
 
     def _on_user_added(self, data: Any) -> None:
         self._keep(USER_ADDED, data)

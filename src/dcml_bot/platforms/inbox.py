@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+from dcml_bot.core.metrics import Metrics
 from dcml_bot.platforms.background import Background
 from dcml_bot.store import Store
 
@@ -29,23 +30,27 @@ class Inbox:
         store: Store,
         background: Background,
         clock: Callable[[], dt.datetime],
+        metrics: Metrics,
     ) -> None:
         self.platform = platform
         self.store = store
         self.background = background
         self.clock = clock
+        self.metrics = metrics
         self.handlers: dict[str, Work] = {}
 
     def register(self, kind: str, work: Work) -> None:
         """Handle events of ``kind`` with ``work(payload)``."""
         self.handlers[kind] = work
 
-    def accept(self, kind: str, event_id: str | None, payload: str) -> bool:
-        """Keep and queue an event; False when its id was seen before (a redelivery)."""
+    def accept(self, kind: str, event_id: object, payload: str) -> bool:
+        """Keep and queue an event; False (and counted) when its id was seen before."""
+        event_id = str(event_id) if event_id else None
         if event_id is not None:
             now = self.clock()
             kept = self.store.record_event(self.platform, event_id, now, kind=kind, payload=payload)
             if not kept:
+                self.metrics.events.labels(self.platform, kind, "duplicate").inc()
                 return False
         try:
             self.background.submit(

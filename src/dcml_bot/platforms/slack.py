@@ -140,6 +140,11 @@ def slack_pacing(**options: Any) -> Pacing:
     return Pacing(PLATFORM, RATES, per_target=PER_CHANNEL_INTERVAL, **options)
 
 
+def rate_limited(exc: SlackApiError) -> bool:
+    """Whether Slack refused the call for now (HTTP 429 or ``ratelimited``): nothing was done."""
+    return bool(exc.response.status_code == 429 or exc.response.get("error") == "ratelimited")
+
+
 def retry_after(exc: SlackApiError) -> float | None:
     """The seconds in a 429's ``Retry-After`` header, if any."""
     value = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
@@ -150,7 +155,7 @@ def send_error(exc: SlackClientError) -> SendError:
     """A Slack failure as the core's SendError (permanent, or retryable after a delay)."""
     if isinstance(exc, SlackApiError):
         error = str(exc.response.get("error", "unknown_error"))
-        if exc.response.status_code == 429 or error == "ratelimited":
+        if rate_limited(exc):
             return SendError(f"slack: {error}", retry_after=retry_after(exc) or 30.0)
         return SendError(f"slack: {error}", permanent=error in PERMANENT_ERRORS)
     return SendError(f"slack: {exc.__class__.__name__}: {exc}")
@@ -191,7 +196,7 @@ class SlackMessenger:
             try:
                 return call()
             except SlackApiError as exc:
-                if exc.response.status_code == 429 or exc.response.get("error") == "ratelimited":
+                if rate_limited(exc):
                     raise Throttled(
                         f"slack: ratelimited ({method})", retry_after=retry_after(exc)
                     ) from exc
@@ -345,7 +350,7 @@ class SlackPlatform:
         self.track_channels = {c: tuple(t) for c, t in options.track_channels.items() if c and t}
         self._channel_names: dict[str, str] = {}
         self.background = Background("slack", metrics, workers)
-        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock)
+        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock, metrics)
         self.inbox.register("team_join", self._team_join)
         self.inbox.register("member_joined_channel", self._channel_joined)
         secret = options.signing_secret
@@ -525,18 +530,12 @@ class SlackPlatform:
     def _event(self, kind: str, outcome: str) -> None:
         self.metrics.events.labels(PLATFORM, kind, outcome).inc()
 
-    def _keep(self, kind: str, body: dict[str, Any], payload: dict[str, Any]) -> None:
-        """Queue a join through the inbox (kept until handled); a redelivery is counted only."""
-        event_id = body.get("event_id")
-        if not self.inbox.accept(kind, str(event_id) if event_id else None, json.dumps(payload)):
-            self._event(kind, "duplicate")
-
     def _on_team_join(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         user = event.get("user") or {}
         if not isinstance(user, dict) or not user.get("id") or not is_person(user):
             self._event("team_join", "ignored")
             return
-        self._keep("team_join", body, user)
+        self.inbox.accept("team_join", body.get("event_id"), json.dumps(user))
 
     def _team_join(self, payload: str) -> None:
         user = json.loads(payload)
@@ -547,7 +546,8 @@ class SlackPlatform:
         if not user_id or not channel:
             self._event("member_joined_channel", "ignored")
             return
-        self._keep("member_joined_channel", body, {"user": user_id, "channel": channel})
+        joined = {"user": user_id, "channel": channel}
+        self.inbox.accept("member_joined_channel", body.get("event_id"), json.dumps(joined))
 
     def _channel_joined(self, payload: str) -> None:
         joined = json.loads(payload)
