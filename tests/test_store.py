@@ -369,7 +369,7 @@ def test_claim_after_sent_or_dead_is_refused_forever(store: Store, final: str) -
 def test_claim_validates_arguments(store: Store) -> None:
     member_id = _member_id(store)
     with pytest.raises(ValueError, match="kind"):
-        store.claim("k", member_id=member_id, kind="digest", worker="w", now=T0)
+        store.claim("k", member_id=member_id, kind="sermon", worker="w", now=T0)
     with pytest.raises(ValueError, match="lease"):
         store.claim(
             "k", member_id=member_id, kind="welcome", worker="w", now=T0, lease=dt.timedelta(0)

@@ -76,6 +76,18 @@ class DeliverySettings(BaseModel):
     catch_up: bool = True
 
 
+class DigestSettings(BaseModel):
+    """The lab channel's weekly digest (on when ``channel`` is set) and who may be named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str | None = None  # a Slack channel id (C…) or a Feishu chat id (oc_…)
+    day: Weekday = "fri"
+    time: dt.time = Field(default=dt.time(16, 0))
+    mention: bool = False  # name members with a mention (a ping) instead of plain names
+    share_progress: bool = True  # the default of ``/dcml share on|off``
+
+
 class SlackSettings(BaseModel):
     """Slack options that are not secrets."""
 
@@ -172,6 +184,7 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     feishu_domain: str = "https://open.feishu.cn"
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     feishu: FeishuSettings = Field(default_factory=FeishuSettings)
     local: LocalSettings = Field(default_factory=LocalSettings)

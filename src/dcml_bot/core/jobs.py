@@ -151,6 +151,8 @@ class Jobs:
         for row in self.bot.store.due_retries(now, kind="welcome"):
             if self.bot.delivery.stopping.is_set():
                 break
+            if row.member_id is None:
+                continue  # welcomes are DMs; channel posts are never of this kind
             member = self.bot.store.get_member_by_id(row.member_id)
             try:
                 if member is not None and self.bot.onboarding.welcome(member, now) == "welcomed":

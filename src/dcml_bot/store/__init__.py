@@ -3,8 +3,10 @@
 from dcml_bot.store.database import make_engine, upgrade
 from dcml_bot.store.records import (
     Claim,
+    DigestRecord,
     LocalMessageRecord,
     MemberRecord,
+    NoteRecord,
     OutboxRecord,
     PendingEvent,
     ProgressRecord,
@@ -13,8 +15,10 @@ from dcml_bot.store.repository import Store, open_store
 
 __all__ = [
     "Claim",
+    "DigestRecord",
     "LocalMessageRecord",
     "MemberRecord",
+    "NoteRecord",
     "OutboxRecord",
     "PendingEvent",
     "ProgressRecord",

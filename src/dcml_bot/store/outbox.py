@@ -84,8 +84,9 @@ class OutboxStore(StoreBase):
         self,
         key: str,
         *,
-        member_id: int,
+        member_id: int | None,
         kind: str,
+        channel: str | None = None,
         week: str | None = None,
         item_id: str | None = None,
         title: str | None = None,
@@ -103,12 +104,15 @@ class OutboxStore(StoreBase):
         concurrent callers gets a Claim.
         """
         _check("kind", kind, OUTBOX_KINDS)
+        if (member_id is None) == (channel is None):
+            raise ValueError("an outbox row is a DM (member_id) or a channel post (channel)")
         if lease <= dt.timedelta(0):
             raise ValueError("lease must be positive")
         lease_until = now + lease
         insert = self._insert(Outbox).values(
             key=key,
             member_id=member_id,
+            channel=channel,
             kind=kind,
             week=week,
             item_id=item_id,

@@ -30,6 +30,7 @@ class MemberRecord:
     joined_at: dt.datetime
     onboarded_at: dt.datetime | None
     tracks: tuple[str, ...] | None = None  # None: not chosen yet
+    share_progress: bool | None = None  # None: the lab's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class OutboxRecord:
 
     id: int
     key: str
-    member_id: int
+    member_id: int | None  # None: a post to ``channel``
     kind: str
     week: str | None
     item_id: str | None
@@ -77,6 +78,7 @@ class OutboxRecord:
     platform_message_id: str | None
     last_error: str | None
     retry_at: dt.datetime | None
+    channel: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class Claim:
     """
 
     key: str
-    member_id: int
+    member_id: int | None
     kind: str
     week: str | None
     item_id: str | None
@@ -113,6 +115,7 @@ def _member(row: Member) -> MemberRecord:
         joined_at=row.joined_at,
         onboarded_at=row.onboarded_at,
         tracks=tuple(row.tracks.split()) if row.tracks is not None else None,
+        share_progress=row.share_progress,
     )
 
 
@@ -156,6 +159,7 @@ def _outbox(row: Outbox) -> OutboxRecord:
         platform_message_id=row.platform_message_id,
         last_error=row.last_error,
         retry_at=row.retry_at,
+        channel=row.channel,
     )
 
 
@@ -184,3 +188,30 @@ class PendingEvent:
     kind: str
     payload: str
     received_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRecord:
+    """A member's note on a paper, with its author's name and share setting."""
+
+    id: int
+    member_id: int
+    item_id: str
+    text: str
+    created_at: dt.datetime
+    author: str | None  # the display name (or user id) when the author shares, else None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """One week's digest of one lab channel."""
+
+    platform: str
+    channel: str
+    week: str
+    pick_item_id: str | None
+    pick_by: int | None
+    item_id: str | None
+    title: str | None
+    message_id: str | None
+    posted_at: dt.datetime | None

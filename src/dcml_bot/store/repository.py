@@ -10,10 +10,11 @@ from dcml_bot.store.lab import LabStore
 from dcml_bot.store.members import MemberStore
 from dcml_bot.store.outbox import OutboxStore
 from dcml_bot.store.progress import ProgressStore
+from dcml_bot.store.reading_together import ReadingTogetherStore
 
 
-class Store(MemberStore, ProgressStore, EventStore, OutboxStore, LabStore):
-    """Persistence for members, progress, processed events, the outbox and the local lab."""
+class Store(MemberStore, ProgressStore, EventStore, OutboxStore, LabStore, ReadingTogetherStore):
+    """Persistence for members, progress, events, the outbox, the local lab, notes and digests."""
 
 
 def open_store(url: str) -> Store:

@@ -1,4 +1,5 @@
-"""SQLAlchemy models: members, reading progress, the once-only outbox and seen platform events."""
+"""SQLAlchemy models: members, reading progress, the once-only outbox, seen platform events,
+notes and the lab channel's digests."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ NAMING_CONVENTION = {
 # "sent": delivered by the bot, not answered yet; the others are the member's answers.
 PROGRESS_STATES = ("read", "skipped", "snoozed", "sent")
 UNANSWERED_STATES = ("snoozed", "sent")
-OUTBOX_KINDS = ("welcome", "weekly", "notice")
+# "digest" and "note" go to a channel (the lab's digest and its thread), not to a member.
+OUTBOX_KINDS = ("welcome", "weekly", "notice", "digest", "note")
 OUTBOX_STATUSES = ("claimed", "sent", "failed", "dead")
 LOCAL_CHANNELS = ("dm", "chat")
 
@@ -96,6 +98,8 @@ class Member(Base):
     tracks: Mapped[str | None] = mapped_column(String)
     # The platform's DM channel with the member (Slack D…), once opened: no open per send.
     dm_channel: Mapped[str | None] = mapped_column(String)
+    # Whether others may see that this member read a paper; NULL: the lab's default.
+    share_progress: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Progress(Base):
@@ -128,7 +132,9 @@ class Outbox(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String, unique=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    # A DM names its member; a channel post (digest, note in its thread) names the channel.
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    channel: Mapped[str | None] = mapped_column(String)
     kind: Mapped[str] = mapped_column(String)
     week: Mapped[str | None] = mapped_column(String)
     item_id: Mapped[str | None] = mapped_column(String)
@@ -157,6 +163,40 @@ class ProcessedEvent(Base):
     kind: Mapped[str | None] = mapped_column(String)
     payload: Mapped[str | None] = mapped_column(Text)
     handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Note(Base):
+    """A member's note on a paper, kept with the item's id so it survives guide edits."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index(None, "item_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    item_id: Mapped[str] = mapped_column(String)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Deleted by an admin: kept for the record, never shown.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deleted_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class Digest(Base):
+    """The lab channel's digest of one week: the admin's pick before, the post after."""
+
+    __tablename__ = "digests"
+
+    platform: Mapped[str] = mapped_column(String, primary_key=True)
+    channel: Mapped[str] = mapped_column(String, primary_key=True)
+    week: Mapped[str] = mapped_column(String, primary_key=True)
+    # An admin's "paper of the week" for this week (``/dcml digest pick``), if any.
+    pick_item_id: Mapped[str | None] = mapped_column(String)
+    pick_by: Mapped[int | None] = mapped_column(Integer)
+    # The paper of the week the post named, and the post (its thread root) once sent.
+    item_id: Mapped[str | None] = mapped_column(String)
+    title: Mapped[str | None] = mapped_column(String)
+    message_id: Mapped[str | None] = mapped_column(String)
+    posted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class LocalMessage(Base):
