@@ -18,6 +18,7 @@ from dcml_bot.core.outbound import Stopping
 from dcml_bot.core.plan import SENT as UNANSWERED
 from dcml_bot.core.plan import member_scope, plan, slot_in_week, summarise, week_of
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.readers import ask_line
 from dcml_bot.core.replies import weekly_reply
 from dcml_bot.store import Claim, MemberRecord, OutboxRecord, ProgressRecord, Store
 
@@ -93,8 +94,11 @@ class Delivery:
         profiles: Profiles,
         day: str,
         at: dt.time,
+        share_default: bool = True,
     ) -> None:
         self.store = store
+        # Whether a member who never said is named to others as a reader ([digest]).
+        self.share_default = share_default
         self.library = library
         self.once = once
         self.messengers = once.messengers
@@ -306,7 +310,8 @@ class Delivery:
             def reply() -> Reply:
                 lang = self.profiles.language(member)
                 summary = summarise(catalog, progress, scope)
-                return weekly_reply(lang, entry, week, summary.read, summary.total)
+                ask = ask_line(self.store, member, entry.id, lang, share_default=self.share_default)
+                return weekly_reply(lang, entry, week, summary.read, summary.total, ask=ask)
 
             return Parcel(
                 reply=reply, confirm=lambda sent: self.confirm(member, key, entry, week, sent, now)
