@@ -7,23 +7,26 @@ import functools
 import json
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from slack_bolt import App
 from slack_bolt.context.ack import Ack
 from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
+from slack_sdk.web import SlackResponse
 
+from dcml_bot.core.bot import Bot
 from dcml_bot.core.commands import Submitted
 from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import InputBlock, Reply
 from dcml_bot.core.outbound import SendError
 from dcml_bot.core.replies import simple
+from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.slack_blocks import INPUT_PREFIX, escape, render_message
-
-if TYPE_CHECKING:
-    from dcml_bot.platforms.slack import SlackPlatform
+from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +88,38 @@ def typed_text(view: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
+class Messenger(Protocol):
+    """What the text boxes need of SlackMessenger."""
+
+    client: WebClient
+
+    def call(
+        self, method: str, call: Callable[[], SlackResponse], *, target: str | None = None
+    ) -> SlackResponse:
+        """A paced Web API call."""
+        ...
+
+    def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
+        """A DM to a user."""
+        ...
+
+
 class SlackInputs:
     """The text boxes of one SlackPlatform: listeners registered before its catch-alls."""
 
-    def __init__(self, platform: SlackPlatform) -> None:
-        self.platform = platform
+    def __init__(
+        self,
+        bot: Bot,
+        messenger: Messenger,
+        background: Background,
+        member: Callable[[str], MemberRecord],
+        count: Callable[[str, str], None],
+    ) -> None:
+        self.bot = bot
+        self.messenger = messenger
+        self.background = background
+        self.member = member  # the member of a Slack user id (created on first contact)
+        self.count = count  # (kind, outcome) into the events metric
 
     def register(self, app: App) -> None:
         """Listen to the boxes' buttons and the modals' submissions (first match wins)."""
@@ -105,32 +135,31 @@ class SlackInputs:
         name = str(action.get("action_id", "")).removeprefix(INPUT_PREFIX)
         user = str((body.get("user") or {}).get("id") or "")
         trigger = str(body.get("trigger_id") or "")
-        self.platform._submit(
+        self.background.submit(
             self._open, user, name, str(action.get("value") or ""), trigger, respond
         )
 
     def _open(self, user: str, name: str, value: str, trigger: str, respond: Respond) -> None:
         """Ask the core for the box; open it in a modal (a trigger_id lives 3 seconds)."""
-        platform = self.platform
-        member = platform._member(user)
-        asked = platform.bot.commands.ask(member, name, value)
+        member = self.member(user)
+        asked = self.bot.commands.ask(member, name, value)
         if isinstance(asked, Reply):
             self._say(respond, asked)
-            platform._event("block_actions", f"{name}-refused")
+            self.count("block_actions", f"{name}-refused")
             return
-        client = platform.messenger.client
+        client = self.messenger.client
         view = input_modal(asked)
         try:
-            platform.messenger.call(
+            self.messenger.call(
                 "views.open", lambda: client.views_open(trigger_id=trigger, view=view)
             )
         except (SlackClientError, SendError) as exc:
             log.info("slack: the %s modal did not open: %s", name, exc)
-            lang = platform.bot.profiles.language(member)
+            lang = self.bot.profiles.language(member)
             self._say(respond, simple(text(lang, "note.expired", typed=asked.typed)))
-            platform._event("block_actions", f"{name}-not-opened")
+            self.count("block_actions", f"{name}-not-opened")
             return
-        platform._event("block_actions", f"{name}-opened")
+        self.count("block_actions", f"{name}-opened")
 
     @staticmethod
     def _say(respond: Respond, reply: Reply) -> None:
@@ -140,37 +169,35 @@ class SlackInputs:
     # --- the submission -----------------------------------------------------------------------
 
     def _on_submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        platform = self.platform
         user = str((body.get("user") or {}).get("id") or "")
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
             action, value = str(meta["action"]), str(meta["value"])
         except (ValueError, KeyError, TypeError):
             ack()
-            platform._event("view_submission", "malformed")
+            self.count("view_submission", "malformed")
             return
         later = functools.partial(self._answer_late, user, str(view.get("id") or ""))
-        submitted = platform.background.answer(
+        submitted = self.background.answer(
             later, self._submit, user, action, value, typed_text(view)
         )
         if submitted is None:  # slow database: close now, the outcome follows as a DM
             ack()
-            platform._event("view_submission", "late")
+            self.count("view_submission", "late")
         elif submitted.error is not None:
             # Slack's way to refuse a submission: the message under the box, the modal open.
             ack(response_action="errors", errors={BLOCK_ID: submitted.error})
-            platform._event("view_submission", f"{action}-refused")
+            self.count("view_submission", f"{action}-refused")
         else:
             ack()
-            platform._event("view_submission", action)
+            self.count("view_submission", action)
 
     def _submit(self, user: str, action: str, value: str, typed: str) -> Submitted:
-        member = self.platform._member(user)
-        return self.platform.bot.commands.submit(member, action, value, typed)
+        return self.bot.commands.submit(self.member(user), action, value, typed)
 
     def _answer_late(self, user: str, view_id: str, future: Future[Any]) -> None:
         submitted: Submitted = future.result()
         try:
-            self.platform.messenger.send_dm(user, submitted.reply, key=f"input:{view_id}")
+            self.messenger.send_dm(user, submitted.reply, key=f"input:{view_id}")
         except SendError as exc:
             log.warning("slack: the late answer to %s's text box was not sent: %s", user, exc)
