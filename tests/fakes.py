@@ -173,3 +173,75 @@ def take_all(buckets: list[TokenBucket], lock: threading.Lock) -> float:
             for bucket in buckets:
                 bucket.take()
         return wait
+
+
+class SlackViews:
+    """Slack's ``views.open`` as documented (docs.slack.dev, views.open): a trigger_id that an
+    interaction issued, exchanged once and within 3 seconds, and a modal Block Kit accepts.
+
+    ``issue()`` hands out a trigger_id as a button press would carry (``age``: seconds old
+    already); ``check`` finds a view's Block Kit problems (slack_sdk's models); ``opened`` keeps
+    the views opened, oldest first.
+    """
+
+    TTL = 3.0
+
+    def __init__(self, check: Callable[[dict[str, Any]], list[str]]) -> None:
+        self.check = check
+        self.issued: dict[str, float] = {}
+        self.used: set[str] = set()
+        self.opened: list[dict[str, Any]] = []
+        self.refused: list[str] = []
+        self.lock = threading.Lock()
+        self._count = 0
+
+    def issue(self, *, age: float = 0.0) -> str:
+        """A fresh trigger_id in Slack's ``123.456.hex`` form."""
+        with self.lock:
+            self._count += 1
+            trigger = f"{13345224609 + self._count}.738474920.{self._count:032x}"
+            self.issued[trigger] = time.monotonic() - age
+        return trigger
+
+    def _refuse(self, error: str, *messages: str) -> Reply:
+        with self.lock:
+            self.refused.append(error)
+        body: dict[str, Any] = {"ok": False, "error": error}
+        if messages:
+            body["response_metadata"] = {"messages": list(messages)}
+        return 200, body, {}
+
+    def __call__(self, request: dict[str, Any]) -> Reply:
+        body = request["body"] if isinstance(request["body"], dict) else {}
+        args = {**request["query"], **body}
+        trigger, view = args.get("trigger_id"), args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return self._refuse("invalid_arguments", "[ERROR] view is not JSON")
+        if not trigger:
+            return self._refuse("invalid_arguments", "[ERROR] missing required field: trigger_id")
+        with self.lock:
+            issued = self.issued.get(trigger)
+            used = trigger in self.used
+        if issued is None:
+            return self._refuse("invalid_trigger_id")
+        if used:
+            return self._refuse("exchanged_trigger_id")
+        if time.monotonic() - issued > self.TTL:
+            return self._refuse("expired_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return self._refuse("invalid_arguments", "[ERROR] a modal view is required")
+        problems = self.check(view)
+        blocks = view.get("blocks") or []
+        if any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
+            problems.append("must define submit to use an input block in modals")
+        if problems:
+            return self._refuse("invalid_arguments", *problems)
+        with self.lock:
+            self.used.add(trigger)
+            self._count += 1
+            opened = {**view, "id": f"V{self._count:08d}", "state": {"values": {}}}
+            self.opened.append(opened)
+        return 200, {"ok": True, "view": opened}, {}

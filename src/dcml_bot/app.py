@@ -14,6 +14,7 @@ from dcml_bot.core.bot import Bot, LabPolicy, chat_commands, utc_now, worker_id
 from dcml_bot.core.commands import Services
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.notes import Notes
 from dcml_bot.core.notices import AdminNotices
 from dcml_bot.core.onboarding import Onboarding
 from dcml_bot.core.once import OnceOnly
@@ -80,6 +81,7 @@ def build_bot(
         profiles=profiles,
         day=settings.delivery.day,
         at=settings.delivery.time,
+        share_default=settings.digest.share_progress,
     )
     onboarding = Onboarding(
         store=store, library=library, once=once, profiles=profiles, delivery=delivery
@@ -87,7 +89,8 @@ def build_bot(
     services = Services(
         store=store, library=library, profiles=profiles, delivery=delivery, clock=clock
     )
-    commands = chat_commands(services, set(settings.admins))
+    notes = Notes(services)
+    commands = chat_commands(services, set(settings.admins), notes)
     bot = Bot(
         store=store,
         library=library,
@@ -103,6 +106,7 @@ def build_bot(
             clock=clock,
         ),
         messengers=outgoing,
+        notes=notes,
         policy=LabPolicy(catch_up=settings.delivery.catch_up),
         clock=clock,
     )

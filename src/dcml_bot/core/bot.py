@@ -11,6 +11,7 @@ from dcml_bot.core.browse import Browse
 from dcml_bot.core.commands import Commands, Services
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.library import CatalogLibrary
+from dcml_bot.core.notes import Notes
 from dcml_bot.core.notices import AdminNotices
 from dcml_bot.core.onboarding import Onboarding
 from dcml_bot.core.once import worker_id as worker_id  # the ledger's name for this process
@@ -26,14 +27,16 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def chat_commands(services: Services, admins: set[str]) -> Commands:
-    """The command table: browsing, the member's reading, directions, and the admins' commands."""
+def chat_commands(services: Services, admins: set[str], notes: Notes | None = None) -> Commands:
+    """The command table: browsing, the member's reading, directions, reading together (who
+    read what, notes), and the admins' commands."""
     browse, reading, tracks, admin = (
         Browse(services),
         Reading(services),
         Tracks(services),
         Admin(services),
     )
+    notes = notes or Notes(services)
     return Commands(
         services,
         admins=admins,
@@ -41,9 +44,11 @@ def chat_commands(services: Services, admins: set[str]) -> Commands:
             *browse.commands(),
             *reading.commands(),
             *tracks.commands(),
+            *notes.commands(),
             *admin.commands(),
         ],
         buttons=[*reading.buttons(), *tracks.buttons()],
+        forms=notes.forms(),
         fallback=browse.query,
     )
 
@@ -67,6 +72,7 @@ class Bot:
     commands: Commands
     notices: AdminNotices
     messengers: dict[str, Messenger]
+    notes: Notes  # its ``on_added`` hook hears of every note saved
     policy: LabPolicy = field(default_factory=LabPolicy)
     clock: Callable[[], dt.datetime] = field(default=utc_now)
 

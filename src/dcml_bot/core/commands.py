@@ -17,7 +17,7 @@ from dcml_bot.catalog.query import fold, track_of
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Block, ContextBlock, Reply, TextBlock
+from dcml_bot.core.messages import Block, ContextBlock, InputBlock, Reply, TextBlock
 from dcml_bot.core.plan import Scope, member_scope, week_of
 from dcml_bot.core.profile import Profiles
 from dcml_bot.core.replies import guide_name, simple
@@ -49,6 +49,8 @@ class Command:
     callback: Handler
     aliases: tuple[str, ...] = ()
     admin: bool = False
+    # Longer lines are refused before the command sees them (a note carries a paragraph).
+    max_input: int = MAX_INPUT
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,23 @@ class Button:
 
     actions: tuple[str, ...]
     callback: Callable[[Caller, str, str], Reply]  # (caller, action, value)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What became of text typed into a box: the reply, or (refused) the one-line reason."""
+
+    reply: Reply
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Form:
+    """A text box's handlers: the box again for a (action, value), and its submission."""
+
+    actions: tuple[str, ...]
+    ask: Callable[[Caller, str, str], InputBlock | Reply]  # (caller, action, value)
+    submit: Callable[[Caller, str, str, str], Submitted]  # (caller, action, value, text)
 
 
 @dataclass
@@ -73,6 +92,11 @@ class Services:
     def catalog(self) -> Catalog:
         """The catalog being served."""
         return self.library.catalog
+
+    @property
+    def share_default(self) -> bool:
+        """Whether a member who never said ``share on|off`` is named as a reader."""
+        return self.delivery.share_default
 
     def week(self, member: MemberRecord) -> str:
         """The member's current ISO week, in their time zone."""
@@ -94,6 +118,7 @@ class Commands:
         commands: Iterable[Command],
         buttons: Iterable[Button],
         fallback: Handler,
+        forms: Iterable[Form] = (),
     ) -> None:
         self.services = services
         self.admins = admins
@@ -108,6 +133,7 @@ class Commands:
                     raise ValueError(f"command word {word!r} is used twice")
                 self.table[fold(word)] = command
         self.buttons = {action: button for button in buttons for action in button.actions}
+        self.forms = {action: form for form in forms for action in form.actions}
 
     def caller(self, member: MemberRecord) -> Caller:
         """The caller for a member, with their language and admin flag."""
@@ -120,12 +146,12 @@ class Commands:
         who = self.caller(member)
         lang = who.language
         line = self._strip_prefix(raw.replace("\u3000", " ")).strip()
-        if len(line) > MAX_INPUT:
-            return simple(text(lang, "unknown", word=line[:40] + "…", hint=text(lang, "hint")))
         if not line:
             return self.help(who)
         head, _, rest = line.partition(" ")
-        command = self.table.get(fold(head))
+        command = self.table.get(fold(head[:MAX_INPUT]))
+        if len(line) > (command.max_input if command else MAX_INPUT):
+            return simple(text(lang, "unknown", word=line[:40] + "…", hint=text(lang, "hint")))
         if command is None:
             return self.fallback(who, line)
         if command.admin and not who.is_admin:
@@ -157,6 +183,25 @@ class Commands:
             return simple(text(who.language, "action.unknown"))
         return button.callback(who, action, value)
 
+    def ask(self, member: MemberRecord, action: str, value: str) -> InputBlock | Reply:
+        """The text box for (action, value) in the member's language, or why there is none."""
+        who = self.caller(member)
+        form = self.forms.get(action)
+        if form is None:
+            log.info("ignored unknown form %r (%r)", action, value)
+            return simple(text(who.language, "action.unknown"))
+        return form.ask(who, action, value)
+
+    def submit(self, member: MemberRecord, action: str, value: str, typed: str) -> Submitted:
+        """Text typed into a box (a note in a Slack modal, a Feishu card form, the local lab)."""
+        who = self.caller(member)
+        form = self.forms.get(action)
+        if form is None:
+            log.info("ignored unknown form %r (%r)", action, value)
+            message = text(who.language, "action.unknown")
+            return Submitted(simple(message), message)
+        return form.submit(who, action, value, typed)
+
     def help(self, who: Caller) -> Reply:
         """The help reply."""
         lang = who.language
@@ -165,6 +210,11 @@ class Commands:
         if len(catalog.tracks) > 1:
             mine = " · ".join(who.member.tracks or ()) or text(lang, "lab.unchosen")
             blocks.append(TextBlock(text=text(lang, "help.tracks", mine=mine)))
+        if self.forms:
+            blocks.append(TextBlock(text=text(lang, "help.notes")))
         if who.is_admin:
-            blocks.append(ContextBlock(lines=(text(lang, "help.admin"),)))
+            lines = [text(lang, "help.admin")]
+            if self.forms:
+                lines.append(text(lang, "help.notes.admin"))
+            blocks.append(ContextBlock(lines=tuple(lines)))
         return Reply(header=text(lang, "help.header"), blocks=tuple(blocks))

@@ -18,6 +18,7 @@ from dcml_bot.core.outbound import Stopping
 from dcml_bot.core.plan import SENT as UNANSWERED
 from dcml_bot.core.plan import member_scope, plan, slot_in_week, summarise, week_of
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.readers import ReadersOnce
 from dcml_bot.core.replies import weekly_reply
 from dcml_bot.store import Claim, MemberRecord, OutboxRecord, ProgressRecord, Store
 
@@ -93,8 +94,11 @@ class Delivery:
         profiles: Profiles,
         day: str,
         at: dt.time,
+        share_default: bool = True,
     ) -> None:
         self.store = store
+        # Whether a member who never said is named to others as a reader ([digest]).
+        self.share_default = share_default
         self.library = library
         self.once = once
         self.messengers = once.messengers
@@ -139,6 +143,7 @@ class Delivery:
         """
         report = DeliveryReport(week=week)
         members = self.store.list_members(enrolled=True)
+        readers = ReadersOnce(self.store, share_default=self.share_default)
         contended_until = -1
         # In batches, so memory and the age of what was preloaded stay bounded however many
         # members there are.
@@ -154,6 +159,7 @@ class Delivery:
                 late_limit=late_limit,
                 on_member=on_member,
                 contended_until=contended_until,
+                readers=readers,
             )
         return report
 
@@ -170,6 +176,7 @@ class Delivery:
         late_limit: dt.timedelta | None,
         on_member: Callable[[MemberRecord, str], None] | None,
         contended_until: int,
+        readers: ReadersOnce,
     ) -> int:
         """Deliver to a batch of members with its outbox rows and progress read up front."""
         weeks = {m.id: week or self.week_for(m, now) for m in members}
@@ -233,6 +240,7 @@ class Delivery:
                         progress=progress.get(member.id, {}),
                         dry_run=dry_run,
                         report=report,
+                        readers=readers,
                     )
                 except Stopping:
                     outcome = STOPPED
@@ -278,6 +286,7 @@ class Delivery:
         progress: Mapping[str, ProgressRecord],
         dry_run: bool,
         report: DeliveryReport | None,
+        readers: ReadersOnce | None = None,
     ) -> str:
         """Deliver one member's paper given their outbox row and progress as read earlier."""
         if member.platform not in self.messengers:
@@ -296,6 +305,7 @@ class Delivery:
             return WOULD_SEND
         first = candidates[0] if candidates else None
         key = weekly_key(member, week)
+        named = readers or ReadersOnce(self.store, share_default=self.share_default)
 
         def prepare(claim: Claim) -> Parcel | None:
             # A retried or recovered claim keeps the paper first chosen for this week.
@@ -306,7 +316,8 @@ class Delivery:
             def reply() -> Reply:
                 lang = self.profiles.language(member)
                 summary = summarise(catalog, progress, scope)
-                return weekly_reply(lang, entry, week, summary.read, summary.total)
+                ask = named.line(member, entry.id, lang)
+                return weekly_reply(lang, entry, week, summary.read, summary.total, ask=ask)
 
             return Parcel(
                 reply=reply, confirm=lambda sent: self.confirm(member, key, entry, week, sent, now)

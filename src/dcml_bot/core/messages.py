@@ -86,7 +86,30 @@ class ContextBlock(BaseModel):
     lines: tuple[str, ...]
 
 
-Block = Annotated[TextBlock | ItemsBlock | ActionsBlock | ContextBlock, Field(discriminator="type")]
+class InputBlock(BaseModel):
+    """A request for the member's own words (a note on a paper): a text box, or a button that
+    opens one; what is typed comes back with ``action`` and ``value`` (``Commands.submit``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["input"] = "input"
+    action: str
+    value: str
+    label: str  # the button that opens the box
+    prompt: str  # the box's own label
+    title: str  # a dialog's title (Slack modals: 24 characters)
+    subject: str  # what the text is about (a paper's title)
+    placeholder: str
+    submit: str
+    cancel: str
+    max_length: int
+    typed: str  # the command that does the same, for places without text boxes
+
+
+Block = Annotated[
+    TextBlock | ItemsBlock | ActionsBlock | ContextBlock | InputBlock,
+    Field(discriminator="type"),
+]
 
 
 class Reply(BaseModel):
@@ -105,6 +128,11 @@ class Reply(BaseModel):
     def items(self) -> tuple[ItemView, ...]:
         """Every item in the reply, in order."""
         return tuple(item for b in self.blocks if isinstance(b, ItemsBlock) for item in b.items)
+
+    @property
+    def inputs(self) -> tuple[InputBlock, ...]:
+        """Every text box the reply asks to be filled in, in order."""
+        return tuple(b for b in self.blocks if isinstance(b, InputBlock))
 
     @property
     def buttons(self) -> tuple[Button, ...]:
@@ -144,6 +172,8 @@ def render_plain(reply: Reply) -> str:
                 lines.append(f"  {item_line(item)}")
                 if item.note:
                     lines.append(f"      {item.note}")
+        elif isinstance(block, InputBlock):
+            lines.append(f"  {block.label}: {block.typed}")
         elif isinstance(block, ActionsBlock):
             buttons = []
             for button in block.buttons:

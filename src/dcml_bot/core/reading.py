@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import re
-
-from dcml_bot.catalog import Entry, parse_query, run_query
+from dcml_bot.catalog import Catalog, Entry, parse_query, run_query
 from dcml_bot.catalog.query import fold
 from dcml_bot.core.commands import Button, Caller, Command, Services
 from dcml_bot.core.i18n import LANGUAGES, text
 from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 from dcml_bot.core.plan import READ, SKIPPED, SNOOZED, in_scope, next_paper, plan, summarise
+from dcml_bot.core.readers import ask_line
 from dcml_bot.core.replies import (
     ACTION_DONE,
     ACTION_LATER,
     ACTION_SKIP,
     ACTIONS,
     answered_reply,
+    note_input,
     paper_blocks,
     simple,
 )
 
-_ID = re.compile(r"^(arxiv|url|doi|title):\S+$")
 _STATES = {ACTION_DONE: READ, ACTION_SKIP: SKIPPED, ACTION_LATER: SNOOZED}
 _ANSWERS = {ACTION_DONE: "done.ok", ACTION_SKIP: "skip.ok", ACTION_LATER: "later.ok"}
+
+
+def lookup(catalog: Catalog, words: str) -> list[Entry]:
+    """The entries ``words`` may mean: the one with that id or button reference (``entry_ref``),
+    else those whose title or notes match (an exact title alone when one matches exactly)."""
+    if not any(c.isspace() for c in words):
+        by_id = catalog.get(words)
+        if by_id is not None:
+            return [by_id]
+    # Any item of the guide can be named, whatever tracks the member reads.
+    found = run_query(catalog, parse_query("search " + words, catalog))
+    exact = [e for e in found if fold(e.title) == fold(words)]
+    return exact if len(exact) == 1 else found
 
 
 class Reading:
@@ -56,8 +68,10 @@ class Reading:
         entry = next_paper(services.catalog, progress, week, services.scope(member))
         if entry is None:
             return simple(text(lang, "next.none"))
+        ask = ask_line(services.store, member, entry.id, lang, share_default=services.share_default)
         return Reply(
-            header=text(lang, "next.header"), blocks=tuple(paper_blocks(lang, entry, week))
+            header=text(lang, "next.header"),
+            blocks=tuple(paper_blocks(lang, entry, week, ask=ask)),
         )
 
     def _pick(self, who: Caller, words: str) -> Entry | Reply:
@@ -70,15 +84,9 @@ class Reading:
             week = services.week(member)
             entry = next_paper(catalog, progress, week, services.scope(member))
             return entry if entry is not None else simple(text(lang, "pick.nothing"))
-        if _ID.match(words):
-            by_id = catalog.get(words)
-            if by_id is not None:
-                return by_id
-        # Any item of the guide can be marked, whatever tracks the member reads.
-        found = run_query(catalog, parse_query("search " + words, catalog))
-        exact = [e for e in found if fold(e.title) == fold(words)]
-        if len(exact) == 1 or len(found) == 1:
-            return (exact or found)[0]
+        found = lookup(catalog, words)
+        if len(found) == 1:
+            return found[0]
         if not found:
             return simple(text(lang, "pick.none", words=words))
         shown = tuple(ItemView.of(e) for e in found[:10])
@@ -96,7 +104,8 @@ class Reading:
         store = self.services.store
         current = store.progress_for(member.id).get(entry.id)
         if action == ACTION_DONE and current is not None and current.state == READ:
-            return simple(text(lang, "done.again", title=entry.title))
+            again = TextBlock(text=text(lang, "done.again", title=entry.title))
+            return Reply(blocks=(again, note_input(lang, entry)))
         snoozed_week = week if action == ACTION_LATER else None
         now = self.services.clock()
         store.set_progress(
@@ -105,7 +114,8 @@ class Reading:
         progress = store.progress_for(member.id)
         scope = self.services.scope(member)
         upcoming = plan(self.services.catalog, progress, self.services.week(member), scope)
-        return answered_reply(lang, _ANSWERS[action], entry, next(iter(upcoming), None))
+        after = next(iter(upcoming), None)
+        return answered_reply(lang, _ANSWERS[action], entry, after, note=action == ACTION_DONE)
 
     def done(self, who: Caller, rest: str) -> Reply:
         """``done [id or title words]``."""

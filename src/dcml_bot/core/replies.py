@@ -11,11 +11,13 @@ from dcml_bot.core.messages import (
     Block,
     Button,
     ContextBlock,
+    InputBlock,
     ItemsBlock,
     ItemView,
     Reply,
     TextBlock,
 )
+from dcml_bot.store.reading_together import NOTE_MAX
 
 # Keeps any reply renderable on every platform (Slack: 50 blocks; Feishu: 30 KB cards).
 MAX_ITEMS = 40
@@ -23,6 +25,7 @@ MAX_GROUPS = 12
 
 ACTION_DONE, ACTION_SKIP, ACTION_LATER = "done", "skip", "later"
 ACTIONS = (ACTION_DONE, ACTION_SKIP, ACTION_LATER)
+ACTION_NOTE = "note"
 
 
 def level_name(lang: str, entry: Entry) -> str:
@@ -60,29 +63,50 @@ def paper_buttons(lang: str, entry: Entry, week: str) -> ActionsBlock:
     )
 
 
-def paper_blocks(lang: str, entry: Entry, week: str, *, buttons: bool = True) -> list[Block]:
-    """One paper, where it comes from, and (optionally) its buttons."""
+def paper_blocks(
+    lang: str, entry: Entry, week: str, *, buttons: bool = True, ask: str | None = None
+) -> list[Block]:
+    """One paper, where it comes from, who to ask about it, and (optionally) its buttons."""
+    lines = [text(lang, "next.topic", topic=entry.topic or "—", level=level_name(lang, entry))]
+    if ask:
+        lines.append(ask)
     blocks: list[Block] = [
         ItemsBlock(items=(ItemView.of(entry, with_note=True),)),
-        ContextBlock(
-            lines=(
-                text(lang, "next.topic", topic=entry.topic or "—", level=level_name(lang, entry)),
-            )
-        ),
+        ContextBlock(lines=tuple(lines)),
     ]
     if buttons:
         blocks.append(paper_buttons(lang, entry, week))
     return blocks
 
 
-def weekly_reply(lang: str, entry: Entry, week: str, read: int, total: int) -> Reply:
-    """The weekly DM."""
+def weekly_reply(
+    lang: str, entry: Entry, week: str, read: int, total: int, *, ask: str | None = None
+) -> Reply:
+    """The weekly DM (``ask``: the line naming lab members who read the paper)."""
     return Reply(
         header=text(lang, "weekly.header", week=week),
         blocks=(
             TextBlock(text=text(lang, "weekly.body", done=read, total=total)),
-            *paper_blocks(lang, entry, week),
+            *paper_blocks(lang, entry, week, ask=ask),
         ),
+    )
+
+
+def note_input(lang: str, entry: Entry) -> InputBlock:
+    """The box (or the button opening one) for a note on a paper the member has read."""
+    ref = entry_ref(entry.id)
+    return InputBlock(
+        action=ACTION_NOTE,
+        value=ref,
+        label=text(lang, "button.note"),
+        prompt=text(lang, "note.label"),
+        title=text(lang, "note.title"),
+        subject=entry.title,
+        placeholder=text(lang, "note.placeholder"),
+        submit=text(lang, "note.submit"),
+        cancel=text(lang, "note.cancel"),
+        max_length=NOTE_MAX,
+        typed=text(lang, "note.typed", ref=ref),
     )
 
 
@@ -91,14 +115,19 @@ def guide_name(catalog: Catalog) -> str:
     return catalog.title or "the reading list"
 
 
-def answered_reply(lang: str, key: str, entry: Entry, after: Entry | None) -> Reply:
-    """What a pressed button turns the paper message into: the choice, and what comes next."""
+def answered_reply(
+    lang: str, key: str, entry: Entry, after: Entry | None, *, note: bool = False
+) -> Reply:
+    """What a pressed button turns the paper message into: the choice, what comes next, and
+    (``note``: the paper is read) a box for a note on it."""
     blocks: list[Block] = [
         ItemsBlock(items=(ItemView.of(entry),)),
         TextBlock(text=text(lang, key, title=entry.title)),
     ]
     if after is not None:
         blocks.append(ContextBlock(lines=(text(lang, "then.next", title=after.title),)))
+    if note:
+        blocks.append(note_input(lang, entry))
     return Reply(blocks=tuple(blocks))
 
 

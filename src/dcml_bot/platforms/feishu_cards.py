@@ -13,6 +13,7 @@ from dcml_bot.core.messages import (
     ActionsBlock,
     Button,
     ContextBlock,
+    InputBlock,
     ItemsBlock,
     ItemView,
     Reply,
@@ -20,6 +21,7 @@ from dcml_bot.core.messages import (
     render_plain,
 )
 from dcml_bot.core.tracks import ACTION_TRACK
+from dcml_bot.platforms.feishu_forms import FORM_KEYS, form_problems, render_form
 
 CARD_LIMIT = 30 * 1024
 MAX_ACTION = 64
@@ -65,6 +67,8 @@ ELEMENT_KEYS: dict[str, frozenset[str]] = {
             "disabled_tips",
             "confirm",
             "behaviors",
+            "name",
+            "form_action_type",
         }
     ),
     "column_set": frozenset(
@@ -98,6 +102,7 @@ ELEMENT_KEYS: dict[str, frozenset[str]] = {
         }
     ),
     "hr": frozenset({"tag", "element_id", "margin"}),
+    **FORM_KEYS,
 }
 BUTTON_TYPES = {"primary": "primary", "danger": "danger", None: "default"}
 
@@ -325,6 +330,8 @@ def _build_card(reply: Reply, cut: _Cut) -> dict[str, Any]:
                 elements.append(_markdown(_grey(MORE_NOTE.format(count=dropped)), small=True))
         elif isinstance(block, ActionsBlock):
             elements += _buttons(block)
+        elif isinstance(block, InputBlock):
+            elements.append(render_form(block))
         else:
             lines = [
                 _grey(_paragraph(part))
@@ -398,6 +405,8 @@ def _build_post(reply: Reply, cut: _Cut, lang: str) -> dict[str, Any]:
             hint = _typed_hint(block, lang)
             if hint:
                 content.append([_text(hint)])
+        elif isinstance(block, InputBlock):
+            content.append([_text(f"{_inline(block.label)}: {block.typed}")])
         else:
             content += [[_text(_clip(line, cut.cap))] for line in block.lines]
     title = _clip(_inline(reply.header or ""), MAX_HEADER)
@@ -473,7 +482,7 @@ def check_card(card: dict[str, Any]) -> list[str]:
             extra = sorted(set(element) - allowed)
             if extra:
                 problems.append(f"{where} ({tag}) has unknown properties: {', '.join(extra)}")
-        if tag == "button":
+        if tag == "button" and "form_action_type" not in element:
             behaviors = element.get("behaviors")
             values = [
                 b.get("value")
@@ -482,7 +491,7 @@ def check_card(card: dict[str, Any]) -> list[str]:
             ]
             if not values or any(action_of(v) is None for v in values):
                 problems.append(f"{where} (button) has no valid callback value")
-    return problems
+    return problems + form_problems(body["elements"])
 
 
 def action_of(value: object) -> tuple[str, str] | None:

@@ -31,7 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from dcml_bot.catalog import entry_ref
 from dcml_bot.core.bot import Bot
+from dcml_bot.core.commands import Submitted
 from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import Reply, TextBlock
 from dcml_bot.core.metrics import Metrics
@@ -46,6 +48,7 @@ from dcml_bot.platforms.feishu import (
     delivery_uuid,
 )
 from dcml_bot.platforms.feishu_cards import action_of, render_card
+from dcml_bot.platforms.feishu_forms import form_of, form_ref
 from dcml_bot.platforms.first_call import FirstCall
 from dcml_bot.platforms.inbox import Inbox
 
@@ -709,6 +712,9 @@ class FeishuPlatform:
     def _card_answer(self, data: Any, lang: str) -> Any:
         event = _attr(data, "event")
         open_id = _attr(event, "operator", "open_id")
+        form = form_of(_attr(event, "action", "name"), _attr(event, "action", "form_value"))
+        if open_id and form is not None:
+            return self._form_answer(data, str(open_id), form, lang)
         parsed = action_of(_attr(event, "action", "value"))
         if not open_id or parsed is None:
             self._event(CARD_ACTION, "unknown")
@@ -736,6 +742,65 @@ class FeishuPlatform:
     def _press(self, open_id: str, action: str, value: str) -> Reply:
         member = self.bot.member(PLATFORM, open_id)
         return self.bot.commands.press(member, action, value)
+
+    # --- card forms (a note on a paper) --------------------------------------------------------
+
+    def _form_answer(self, data: Any, open_id: str, form: tuple[str, str, str], lang: str) -> Any:
+        """A text box submitted: saved once (a redelivery is ignored); a refusal is a toast and
+        leaves the card, and the text typed, as they were; success replaces the card."""
+        action, ref, typed = form
+        event_id = _attr(data, "header", "event_id")
+        store = self.bot.store
+        if event_id and not store.record_event(PLATFORM, str(event_id), self.bot.clock()):
+            self._event(CARD_ACTION, "duplicate")
+            return P2CardActionTriggerResponse({})
+        message_id = _attr(data, "event", "context", "open_message_id")
+        submitted = self.background.answer(
+            functools.partial(self._form_late, open_id=open_id, message_id=message_id),
+            self._submit_form,
+            open_id,
+            action,
+            self._form_value(ref),
+            typed,
+        )
+        if submitted is None:
+            self._event(CARD_ACTION, "late")
+            return P2CardActionTriggerResponse(
+                {"toast": {"type": "info", "content": text(lang, "busy")}}
+            )
+        if submitted.error is not None:
+            self._event(CARD_ACTION, f"{action}-refused")
+            return P2CardActionTriggerResponse(
+                {"toast": {"type": "error", "content": submitted.error[:200]}}
+            )
+        self._event(CARD_ACTION, action)
+        reply = submitted.reply
+        return P2CardActionTriggerResponse(
+            {
+                "toast": {"type": "success", "content": _toast(reply)},
+                "card": {"type": "raw", "data": render_card(reply)},
+            }
+        )
+
+    def _form_value(self, ref: str) -> str:
+        """The paper a form's button name stands for (``form_ref`` of its reference), or ""."""
+        catalog = self.bot.library.catalog
+        refs = catalog.memo(
+            "feishu.form-refs",
+            lambda: {form_ref(entry_ref(e.id)): entry_ref(e.id) for e in catalog.entries},
+        )
+        return refs.get(ref, "")
+
+    def _submit_form(self, open_id: str, action: str, value: str, typed: str) -> Submitted:
+        member = self.bot.member(PLATFORM, open_id)
+        return self.bot.commands.submit(member, action, value, typed)
+
+    def _form_late(self, future: Future[Any], *, open_id: str, message_id: Any) -> None:
+        submitted: Submitted = future.result()
+        if submitted.error is None and message_id:
+            self.messenger.update_card(str(message_id), render_card(submitted.reply))
+        else:
+            self._deliver(Target("open_id", open_id, open_id), submitted.reply, None)
 
     def _update_late(self, future: Future[Any], *, message_id: Any) -> None:
         reply = future.result()

@@ -45,6 +45,7 @@ from dcml_bot.platforms.slack_blocks import (
     render_home,
     render_message,
 )
+from dcml_bot.platforms.slack_inputs import SlackInputs
 from dcml_bot.store import MemberRecord
 
 if TYPE_CHECKING:
@@ -371,6 +372,8 @@ class SlackPlatform:
         self.app.event("team_join")(self._on_team_join)
         self.app.event("member_joined_channel")(self._on_member_joined_channel)
         self.app.event("app_home_opened")(self._on_home)
+        # Text boxes (a note on a paper): their buttons open modals. Before the catch-alls.
+        SlackInputs(bot, messenger, self.background, self._member, self._event).register(self.app)
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.action(re.compile(".*"))(self._on_unknown_action)
         self.app.event(re.compile(".*"))(self._on_other_event)

@@ -20,6 +20,7 @@ from dcml_bot.core.messages import (
     ActionsBlock,
     Button,
     ContextBlock,
+    InputBlock,
     ItemsBlock,
     ItemView,
     Reply,
@@ -29,6 +30,8 @@ from dcml_bot.core.messages import (
 Payload = dict[str, Any]
 
 ACTION_PREFIX = "dcml:"
+# A button that opens a text box (a modal): ``dcml-input:<action>``, the value its subject.
+INPUT_PREFIX = "dcml-input:"
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 # A response_url accepts five posts; a longer reply is cut, never sent half-way.
@@ -244,6 +247,18 @@ def _actions_group(block: ActionsBlock) -> list[_Piece]:
     return [_Piece({"type": "actions", "elements": row}) for row in rows]
 
 
+def _input_group(block: InputBlock) -> list[_Piece]:
+    """A text box is a modal in Slack: here, the button that opens it."""
+    label = escape(_one_line(block.label)) or escape(block.action)
+    button: Payload = {
+        "type": "button",
+        "action_id": INPUT_PREFIX + block.action,
+        "text": _plain(_clip(label, MAX_BUTTON_TEXT)),
+        "value": block.value,
+    }
+    return [_Piece({"type": "actions", "elements": [button]})]
+
+
 def _context_group(block: ContextBlock) -> list[_Piece]:
     lines = [_clip(escape(line), MAX_TEXT) for line in block.lines if line.strip()]
     return [
@@ -265,6 +280,8 @@ def _groups(reply: Reply) -> list[list[_Piece]]:
             group = _items_group(block)
         elif isinstance(block, ActionsBlock):
             group = _actions_group(block)
+        elif isinstance(block, InputBlock):
+            group = _input_group(block)
         else:
             group = _context_group(block)
         if group:

@@ -127,6 +127,7 @@ class LocalWebPlatform:
             Route("/local/members", self._form(self.add_member), methods=["POST"]),
             Route("/local/command", self._form(self.command), methods=["POST"]),
             Route("/local/press", self._form(self.press), methods=["POST"]),
+            Route("/local/input", self._form(self.submit_input), methods=["POST"]),
             Route("/local/admin/deliver", self._form(self.deliver), methods=["POST"]),
             Route("/local/admin/advance", self._form(self.advance), methods=["POST"]),
             Route("/local/admin/reload", self._form(self.reload), methods=["POST"]),
@@ -265,6 +266,23 @@ class LocalWebPlatform:
             self.messenger.update(message_id, reply)
         else:
             self.messenger.record_chat(member.user_id, f"[{action}]", reply)
+        return "/?" + urlencode({"as": member.user_id}) + "#dms"
+
+    def submit_input(self, values: dict[str, str]) -> str:
+        """Text typed into a box under a DM (a note on a paper): saved, and the DM says so."""
+        member = self._member(values)
+        action, value = values.get("action", ""), values.get("value", "")
+        if not action or len(value) > 2000:
+            raise BadInput("That text box is not valid.")
+        submitted = self.bot.commands.submit(member, action, value, values.get("text", ""))
+        if submitted.error is not None:
+            raise BadInput(submitted.error)
+        message_id = values.get("message", "")
+        owned = {mid for mid, _ in self.messenger.inbox(member.user_id)}
+        if message_id in owned:
+            self.messenger.update(message_id, submitted.reply)
+        else:
+            self.messenger.record_chat(member.user_id, f"[{action}]", submitted.reply)
         return "/?" + urlencode({"as": member.user_id}) + "#dms"
 
     def deliver(self, values: dict[str, str]) -> str:
