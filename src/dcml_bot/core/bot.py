@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dcml_bot.core.admin import Admin
+from dcml_bot.core.attention import Attention
 from dcml_bot.core.browse import Browse
-from dcml_bot.core.commands import Commands, Services
+from dcml_bot.core.commands import Command, Commands, Services
 from dcml_bot.core.delivery import Delivery
+from dcml_bot.core.digest import DigestService
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.notices import AdminNotices
 from dcml_bot.core.onboarding import Onboarding
@@ -26,8 +28,11 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def chat_commands(services: Services, admins: set[str]) -> Commands:
-    """The command table: browsing, the member's reading, directions, and the admins' commands."""
+def chat_commands(
+    services: Services, admins: set[str], *, extra: Sequence[Command] = ()
+) -> Commands:
+    """The command table: browsing, the member's reading, directions, the admins' commands, and
+    ``extra`` groups built beside it (the weekly review's)."""
     browse, reading, tracks, admin = (
         Browse(services),
         Reading(services),
@@ -42,6 +47,7 @@ def chat_commands(services: Services, admins: set[str]) -> Commands:
             *reading.commands(),
             *tracks.commands(),
             *admin.commands(),
+            *extra,
         ],
         buttons=[*reading.buttons(), *tracks.buttons()],
         fallback=browse.query,
@@ -67,6 +73,8 @@ class Bot:
     commands: Commands
     notices: AdminNotices
     messengers: dict[str, Messenger]
+    digest: DigestService
+    attention: Attention
     policy: LabPolicy = field(default_factory=LabPolicy)
     clock: Callable[[], dt.datetime] = field(default=utc_now)
 
