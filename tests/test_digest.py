@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -21,8 +23,10 @@ from dcml_bot.core.digest import ALREADY, EMPTY, NO_THREAD, OFF, POSTED, digest_
 from dcml_bot.core.home import home_reply
 from dcml_bot.core.messages import Reply, render_plain
 from dcml_bot.platforms.local import LocalMessenger
+from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
 from dcml_bot.store import MemberRecord
+from fakes import running
 from support import MONDAY_SLOT, Clock, item_line, lab_settings, write_catalog
 
 # Friday 2026-12-04 17:00 Asia/Shanghai: the digest's slot (16:00) of 2026-W49 has passed.
@@ -375,3 +379,32 @@ def test_the_digest_command_posts_once_dry_runs_and_refuses_a_bad_week(tmp_path:
     assert bad.returncode == 2 and "2026 has no week 99" in bad.stderr
     empty = cli(db, guide, "digest", "--week", "2020-W10")
     assert empty.returncode == 0 and "an empty week posts nothing" in empty.stdout
+
+
+# --- the local web lab --------------------------------------------------------------------------
+
+
+def test_the_web_lab_shows_the_chart_the_attention_list_and_the_lab_channel(lab: Lab) -> None:
+    *_, carol = three_readers(lab)
+    with running(build_http_app(lab.service)) as base, httpx.Client(base_url=base) as client:
+        page = client.get("/").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        chart = page.split('id="progress-chart"')[1].split("</svg>")[0]
+        assert re.search(r'data-member="alice" data-read="2" data-total="4"', chart)
+        assert re.search(r'data-member="bob" data-read="1" data-total="4"', chart)
+        assert 'class="done" x="130" y="4" width="110.0"' in chart  # 2 of 4: half of 220
+        assert "Nobody needs attention" in page.split('id="review"')[1]
+        assert "No digest yet" in page
+        headers = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
+        posted = client.post("/local/admin/digest", data={"csrf": csrf.group(1)}, headers=headers)
+        assert posted.status_code == 303 and "posted" in posted.headers["location"]
+        note = lab.service.bot.store.add_note(carol.id, BETA, "<script>x()</script>", lab.clock())
+        found = lab.service.bot.store.get_note(note, share_default=True)
+        assert found is not None and lab.service.bot.digest.post_note(found, carol) == POSTED
+        channel = client.get("/").text.split('id="lab-channel"')[1]
+        assert "4 paper(s) marked done this week" in channel
+        assert channel.count('data-kind="thread"') == 2
+        assert (
+            "<script>x()</script>" not in channel and "&lt;script&gt;x()&lt;/script&gt;" in channel
+        )

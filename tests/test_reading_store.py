@@ -100,7 +100,7 @@ def test_outbox_holds_channel_posts_once(store: Store) -> None:
     store.mark_sent("digest:C1:2026-W49", worker="w", platform_message_id="1.5", now=T0)
     row = store.get_outbox("digest:C1:2026-W49")
     assert row is not None and (row.channel, row.member_id, row.status) == ("C1", None, "sent")
-    with pytest.raises(ValueError, match="DM .* or a channel post"):
+    with pytest.raises(ValueError, match=r"DM .* or a channel post"):
         store.claim("x", member_id=None, kind="digest", worker="w", now=T0)
 
 

@@ -69,7 +69,8 @@ class AdminNotices:
 
         def reply(lang: str) -> Reply:
             how = text(lang, f"digest.invite.{place.platform}")
-            line = text(lang, "digest.unreachable", channel=place.channel, error=error, how=how)
+            said = error.rstrip("。. ")
+            line = text(lang, "digest.unreachable", channel=place.channel, error=said, how=how)
             return Reply(blocks=(TextBlock(text=line),))
 
         return self.notify(f"channel:{place.platform}:{place.channel}", reply)

@@ -308,7 +308,7 @@ class LocalWebPlatform:
     def digest(self, values: dict[str, str]) -> str:
         """Post this week's digest in the lab channel now, like ``dcml-bot digest``."""
         if not self.bot.digest.on:
-            raise BadInput("The digest is off: set [digest] channel (e.g. \"lab\") first.")
+            raise BadInput('The digest is off: set [digest] channel (e.g. "lab") first.')
         run = self.jobs.digest(reopen=True)
         return self._back(values, f"Digest for {run.week}: {run.outcome}.")
 
