@@ -408,3 +408,18 @@ def test_the_web_lab_shows_the_chart_the_attention_list_and_the_lab_channel(lab:
         assert (
             "<script>x()</script>" not in channel and "&lt;script&gt;x()&lt;/script&gt;" in channel
         )
+
+
+def test_the_review_job_fires_at_the_digest_slot_in_the_lab_time_zone(lab: Lab) -> None:
+    from zoneinfo import ZoneInfo
+
+    from dcml_bot.scheduler import REVIEW_JOB, Scheduler
+
+    settings = lab.service.settings
+    settings = settings.model_copy(
+        update={"digest": settings.digest.model_copy(update={"day": "wed", "time": dt.time(9, 45)})}
+    )
+    when = Scheduler(lab.service.jobs, settings).next_run(REVIEW_JOB)
+    assert when is not None
+    local = when.astimezone(ZoneInfo(settings.timezone))
+    assert (local.weekday(), local.hour, local.minute) == (2, 9, 45)

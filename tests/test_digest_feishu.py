@@ -160,3 +160,21 @@ def test_a_group_without_the_bot_tells_the_admins_once(db_url: str, tmp_path: Pa
         told = [c for c in feishu.fake.to("ou_admin") if "请把机器人加入该群" in text_of(c)]
         assert len(told) == 1 and escape_markdown(LAB_GROUP) in text_of(told[0])
         assert feishu.fake.group_posts() == []
+
+
+def test_a_mention_renders_as_a_ping_only_for_an_open_id() -> None:
+    from dcml_bot.core.messages import Mention, Reply, TextBlock
+    from dcml_bot.platforms.feishu_cards import render_card, render_post
+    from dcml_bot.platforms.slack_blocks import render_message
+
+    def reply(user_id: str, name: str) -> Reply:
+        return Reply(
+            blocks=(TextBlock(text="finished *it*", mention=Mention(user_id=user_id, name=name)),)
+        )
+
+    ping = render_post(reply("ou_alice1", "Alice"), "en_us")["en_us"]["content"][0]
+    assert ping[0] == {"tag": "at", "user_id": "ou_alice1"} and ping[-1]["text"] == "finished *it*"
+    odd = json.dumps(render_card(reply("<at id=all>", "<b>Eve</b>")), ensure_ascii=False)
+    assert "<at" not in odd and "&lt;b&gt;Eve&lt;/b&gt;" in odd
+    slack = json.dumps(render_message(reply("<!channel>", "<!here> Eve")), ensure_ascii=False)
+    assert "<!" not in slack and "&lt;!here&gt; Eve" in slack

@@ -255,3 +255,20 @@ def test_admin_pick_through_the_slash_command_and_the_home_tab_bars(slack: Slack
 
 def test_the_manifest_asks_for_the_history_scopes_reconciling_reads() -> None:
     assert {"chat:write", "channels:history", "groups:history"} <= set(BOT_SCOPES)
+
+
+def test_a_temporary_failure_is_posted_by_the_next_tick(slack: Slack) -> None:
+    readers(slack)
+    slack.fake.fail_post, slack.fake.fail_channel = "internal_error", "C0LAB"
+    run = slack.service.jobs.review()
+    assert run is not None and run.outcome == FAILED and slack.fake.posts() == []
+    row = slack.service.bot.store.get_outbox(digest_key("slack", "C0LAB", "2026-W49"))
+    assert row is not None and row.status == "failed" and row.retry_at is not None
+    slack.fake.fail_post = None
+    slack.service.jobs.deliver()  # the tick: not due yet (5 minutes)
+    assert slack.fake.posts() == []
+    slack.clock.advance(minutes=6)
+    slack.service.jobs.deliver()
+    [post] = slack.fake.posts()
+    assert len(slack.fake.replies("C0LAB", post["ts"])) == 1
+    assert not any("/invite" in rendered(m) for m in slack.fake.dms("U0ADMIN"))
