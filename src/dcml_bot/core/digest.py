@@ -224,27 +224,17 @@ class DigestService:
         posted = self.store.get_digest(place.platform, place.channel, week)
         if posted is None or posted.message_id is None or posted.item_id is None:
             return None
-        thread_key = f"{key}:thread"
         title = posted.title or posted.item_id
-
-        def prepare(claim: Claim) -> Parcel:
-            return Parcel(
-                reply=lambda: thread_reply(self.language, title),
-                confirm=lambda message_id: self.once.mark_sent(thread_key, message_id, now),
-            )
-
+        reply = thread_reply(self.language, title)
         letter = Letter(
-            key=thread_key,
+            key=f"{key}:thread",
             kind="digest",
             place=Place(place.platform, place.channel, thread=posted.message_id),
             week=week,
             item_id=posted.item_id,
             title=title,
         )
-        sent = self.once.send(letter, now, prepare, retry=DIGEST_RETRY)
-        if sent == TAKEN:
-            return _taken(self.store.get_outbox(thread_key))
-        return {SENT: POSTED, RECOVERED: POSTED}.get(sent, sent)
+        return self._send(letter, reply, now)
 
     def post_note(self, note: NoteRecord, member: MemberRecord) -> str:
         """Post a member's note in the thread of the latest digest whose paper of the week is the
@@ -257,27 +247,35 @@ class DigestService:
         posted = self.store.thread_for_item(place.platform, place.channel, note.item_id)
         if posted is None or posted.message_id is None:
             return NO_THREAD
-        now, key = self.clock(), note_key(note.id)
-        title = posted.title or note.item_id
         named = shares(member, self.plan.share_default)
-
-        def prepare(claim: Claim) -> Parcel:
-            return Parcel(
-                reply=lambda: note_reply(
-                    self.language, member, note.text, title, named=named, mention=self.plan.mention
-                ),
-                confirm=lambda message_id: self.once.mark_sent(key, message_id, now),
-            )
-
+        reply = note_reply(
+            self.language,
+            member,
+            note.text,
+            posted.title or note.item_id,
+            named=named,
+            mention=self.plan.mention,
+        )
         letter = Letter(
-            key=key,
+            key=note_key(note.id),
             kind="note",
             place=Place(place.platform, place.channel, thread=posted.message_id),
             item_id=note.item_id,
         )
+        return self._send(letter, reply, self.clock())
+
+    def _send(self, letter: Letter, reply: Reply, now: dt.datetime) -> str:
+        """Post a reply under a thread once (confirmed as sent); the outcome."""
+
+        def prepare(claim: Claim) -> Parcel:
+            return Parcel(
+                reply=lambda: reply,
+                confirm=lambda message_id: self.once.mark_sent(letter.key, message_id, now),
+            )
+
         sent = self.once.send(letter, now, prepare, retry=DIGEST_RETRY)
         if sent == TAKEN:
-            return _taken(self.store.get_outbox(key))
+            return _taken(self.store.get_outbox(letter.key))
         return {SENT: POSTED, RECOVERED: POSTED}.get(sent, sent)
 
     def retry(self, now: dt.datetime) -> int:
