@@ -272,3 +272,17 @@ def test_a_temporary_failure_is_posted_by_the_next_tick(slack: Slack) -> None:
     [post] = slack.fake.posts()
     assert len(slack.fake.replies("C0LAB", post["ts"])) == 1
     assert not any("/invite" in rendered(m) for m in slack.fake.dms("U0ADMIN"))
+
+
+def test_without_the_history_scope_a_post_cannot_be_read_back_and_says_so(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.fake.routes["/api/conversations.history"] = lambda r: (
+        200,
+        {"ok": False, "error": "missing_scope", "needed": "channels:history"},
+        {},
+    )
+    messenger = slack.service.bot.messengers["slack"]
+    assert isinstance(messenger, SlackMessenger)
+    assert messenger.find_posted("C0LAB", "digest:slack:C0LAB:2026-W49") is None
+    assert "cannot read C0LAB back (add channels:history)" in caplog.text
