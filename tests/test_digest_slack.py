@@ -25,6 +25,7 @@ from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
 from fakes import running
 from support import Clock, write_catalog
+from test_digest import BETA as BETA_ID
 from test_digest import FRIDAY, GUIDE
 from test_slack import FakeSlack, Slack, slack_settings
 
@@ -286,3 +287,22 @@ def test_without_the_history_scope_a_post_cannot_be_read_back_and_says_so(
     assert isinstance(messenger, SlackMessenger)
     assert messenger.find_posted("C0LAB", "digest:slack:C0LAB:2026-W49") is None
     assert "cannot read C0LAB back (add channels:history)" in caplog.text
+
+
+def test_a_note_in_the_slack_thread_pings_nobody(slack: Slack) -> None:
+    readers(slack)
+    slack.service.jobs.review()
+    store = slack.service.bot.store
+    carol = store.get_member("slack", "U0CAROL")
+    assert carol is not None
+    typed = "<!channel> see <https://evil.example|here> & *this*"
+    note = store.get_note(
+        store.add_note(carol.id, BETA_ID, typed, slack.clock()), share_default=True
+    )
+    assert note is not None and slack.service.bot.digest.post_note(note, carol) == POSTED
+    [post] = slack.fake.posts()
+    _opening, shown = slack.fake.replies("C0LAB", post["ts"])
+    assert check_message(shown) == []
+    text = rendered(shown)
+    assert "Carol shared a note on Beta Paper:" in text
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "<https://evil" not in text
