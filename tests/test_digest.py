@@ -423,3 +423,19 @@ def test_the_review_job_fires_at_the_digest_slot_in_the_lab_time_zone(lab: Lab) 
     assert when is not None
     local = when.astimezone(ZoneInfo(settings.timezone))
     assert (local.weekday(), local.hour, local.minute) == (2, 9, 45)
+
+
+def test_every_digest_and_attention_message_reads_the_same_fields_in_both_languages() -> None:
+    from string import Formatter
+
+    from dcml_bot.core import i18n
+
+    def fields(message: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(message) if name}
+
+    keys = [k for k in i18n._EN if k.startswith(("digest.", "attention."))]
+    assert len(keys) > 30
+    for key in keys:
+        assert fields(i18n._EN[key]) == fields(i18n._ZH[key]), key
+    for key in ("digest.finished", "digest.note"):  # a mention takes the name's place, first
+        assert i18n._EN[key].startswith("{name}") and i18n._ZH[key].startswith("{name}")
