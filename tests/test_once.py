@@ -223,7 +223,10 @@ def test_nothing_to_send_closes_the_claim(store: Store, member: MemberRecord) ->
     ledger = Ledger(once, T0, give=False)
     assert once.send(letter, T0, ledger, dropped="paper left the guide") == DROPPED
     row = store.get_outbox(letter.key)
-    assert row is not None and (row.status, row.last_error) == ("dead", "paper left the guide")
+    assert row is not None and (row.status, row.last_error) == (
+        "dead",
+        "dropped: paper left the guide",
+    )
     assert ledger.claims[0].item_id == "gone" and recorder.attempts == []
 
 

@@ -14,7 +14,14 @@ import pytest
 from dcml_bot.core.delivery import DeliveryReport
 from dcml_bot.core.jobs import Jobs
 from dcml_bot.core.outbound import SendError
-from dcml_bot.scheduler import PRUNE_JOB, REFRESH_JOB, TICK_JOB, WEEKLY_JOB, Scheduler
+from dcml_bot.scheduler import (
+    PRUNE_JOB,
+    REFRESH_JOB,
+    REVIEW_JOB,
+    TICK_JOB,
+    WEEKLY_JOB,
+    Scheduler,
+)
 from fakes import FakeAPI
 from support import (
     MONDAY_SLOT,
@@ -44,7 +51,7 @@ def test_weekly_job_fires_monday_ten_in_the_lab_time_zone(db_url: str) -> None:
         local = when.astimezone(ZoneInfo("Asia/Shanghai"))
         assert (local.weekday(), local.hour, local.minute) == (0, 10, 0)
         assert dt.timedelta(0) < when - dt.datetime.now(dt.UTC) <= dt.timedelta(days=7)
-        assert set(scheduler.job_ids()) == {WEEKLY_JOB, TICK_JOB, PRUNE_JOB}
+        assert set(scheduler.job_ids()) == {WEEKLY_JOB, REVIEW_JOB, TICK_JOB, PRUNE_JOB}
     finally:
         bot.close()
 

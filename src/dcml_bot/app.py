@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from dcml_bot.catalog.guides import TrackSource
+from dcml_bot.core.attention import Attention
 from dcml_bot.core.bot import Bot, LabPolicy, chat_commands, utc_now, worker_id
 from dcml_bot.core.commands import Services
 from dcml_bot.core.delivery import Delivery
+from dcml_bot.core.digest import DigestPlan, DigestService
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.notes import Notes
 from dcml_bot.core.notices import AdminNotices
@@ -20,6 +22,7 @@ from dcml_bot.core.onboarding import Onboarding
 from dcml_bot.core.once import OnceOnly
 from dcml_bot.core.outbound import Messenger
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.review import Review
 from dcml_bot.settings import Settings
 from dcml_bot.store import Store, open_store
 
@@ -89,8 +92,28 @@ def build_bot(
     services = Services(
         store=store, library=library, profiles=profiles, delivery=delivery, clock=clock
     )
+    notices = AdminNotices(
+        once=once,
+        profiles=profiles,
+        admins=settings.admins,
+        member=lambda platform, user_id: bot.member(platform, user_id),
+        clock=clock,
+    )
+    digest = DigestService(
+        store=store,
+        library=library,
+        once=once,
+        profiles=profiles,
+        plan=digest_plan(settings, outgoing),
+        clock=clock,
+    )
+    attention = Attention(
+        store=store, library=library, profiles=profiles, notices=notices, clock=clock
+    )
+    review = Review(services, digest, attention)
     notes = Notes(services)
-    commands = chat_commands(services, set(settings.admins), notes)
+    notes.on_added = digest.post_note_later
+    commands = chat_commands(services, set(settings.admins), notes, extra=review.commands())
     bot = Bot(
         store=store,
         library=library,
@@ -98,21 +121,43 @@ def build_bot(
         delivery=delivery,
         onboarding=onboarding,
         commands=commands,
-        notices=AdminNotices(
-            once=once,
-            profiles=profiles,
-            admins=settings.admins,
-            member=lambda platform, user_id: bot.member(platform, user_id),
-            clock=clock,
-        ),
+        notices=notices,
         messengers=outgoing,
         notes=notes,
+        digest=digest,
+        attention=attention,
         policy=LabPolicy(catch_up=settings.delivery.catch_up),
         clock=clock,
     )
-    # A member no platform can reach is news for the admins (once per member).
+    # A member no platform can reach, or a lab channel the bot cannot post in, is news for the
+    # admins (once per member, once per channel).
     once.on_unreachable = bot.notices.unreachable
+    once.on_channel_unreachable = bot.notices.channel_unreachable
     return bot
+
+
+def digest_plan(settings: Settings, messengers: Mapping[str, Messenger]) -> DigestPlan:
+    """Where the lab channel's digest goes: ``[digest] channel`` on Feishu when it is a chat id
+    (``oc_…``), else on Slack, else on the one platform there is; off without a channel."""
+    config = settings.digest
+    channel = (config.channel or "").strip() or None
+    platform = None
+    if channel is not None:
+        feishu = channel.startswith("oc_")
+        for name in ("feishu", "slack", "local") if feishu else ("slack", "feishu", "local"):
+            if name in messengers:
+                platform = name
+                break
+        if platform is None:
+            log.warning("digest: no platform to post in %s; the digest is off", channel)
+    return DigestPlan(
+        platform=platform,
+        channel=channel,
+        day=config.day,
+        at=config.time,
+        mention=config.mention,
+        share_default=config.share_progress,
+    )
 
 
 def slack_options(settings: Settings) -> SlackOptions:

@@ -444,6 +444,67 @@ def remind(
         raise typer.Exit(1)
 
 
+@app.command("digest")
+def digest(
+    week: Annotated[
+        str | None,
+        typer.Option("--week", help="ISO week to post, e.g. 2026-W49 (default: this week)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the digest; post nothing and claim nothing."),
+    ] = False,
+) -> None:
+    """Post the lab channel's weekly digest now and open its thread; at most once a week, however
+    often it runs, even beside a running `serve`. Exit 0 when it went out, had gone out before, or
+    the week is empty (nothing to post); 1 when it is off, failed or another run is posting it."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from dcml_bot.core.digest import ALREADY, EMPTY, OFF, POSTED
+    from dcml_bot.core.messages import render_plain
+    from dcml_bot.core.plan import parse_week
+
+    if week is not None:
+        try:
+            week = parse_week(week)
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+    settings = _settings()
+    _say_where(settings)
+    configure_logging(settings.log_level, everything=settings.log_all)
+    off = escape("the digest is off: set [digest] channel (or DCML_BOT_DIGEST__CHANNEL)")
+    if not settings.digest.channel:
+        raise _fail(off)
+    service = _service(settings, schedule=False)
+    out = Console(soft_wrap=True, highlight=False, markup=False)
+    try:
+        # An admin's run also retries a post that failed for good (the bot invited since).
+        run = service.jobs.digest(week=week, dry_run=dry_run, reopen=not dry_run)
+        row = service.bot.digest.status(run.week) if run.outcome != OFF else None
+    finally:
+        service.stop()
+    if run.outcome == OFF:
+        raise _fail(off + escape(f" on a platform that is configured ({settings.digest.channel})"))
+    where = f"{service.bot.digest.place.platform}:{service.bot.digest.place.channel}"
+    if dry_run:
+        if run.reply is not None:
+            out.print(render_plain(run.reply).rstrip())
+        out.print(f"dry run: nothing posted to {where} for {run.week} ({run.outcome})")
+        return
+    said = {
+        POSTED: f"digest for {run.week} posted in {where}",
+        ALREADY: f"digest for {run.week} was already posted in {where}; not posted again",
+        EMPTY: f"nothing to post in {where} for {run.week}: an empty week posts nothing",
+    }.get(run.outcome)
+    if said is None:
+        error = f" ({row.last_error})" if row is not None and row.last_error else ""
+        raise _fail(escape(f"digest for {run.week} in {where}: {run.outcome}{error}"))
+    out.print(said + (f"; thread: {run.thread}" if run.thread else ""))
+    if run.thread not in (None, POSTED, ALREADY):
+        raise typer.Exit(1)
+
+
 def _why_unsent(left: Unsent) -> str:
     """Why a member's paper has not gone out, from its outbox row."""
     from dcml_bot.core.once import ELSEWHERE, GONE, RUNNING, holder_state

@@ -1,4 +1,5 @@
-"""Runs the bot's jobs on APScheduler: the weekly slot, catch-up ticks, refresh and pruning."""
+"""Runs the bot's jobs on APScheduler: the weekly slot, the weekly review (digest), catch-up ticks,
+refresh and pruning."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dcml_bot.settings import Settings
 log = logging.getLogger(__name__)
 
 WEEKLY_JOB, TICK_JOB, REFRESH_JOB, PRUNE_JOB = "weekly", "catch-up", "catalog-refresh", "prune"
+REVIEW_JOB = "weekly-review"
 
 
 class Scheduler:
@@ -45,6 +47,19 @@ class Scheduler:
             ),
             id=WEEKLY_JOB,
             name="weekly paper",
+        )
+        # The lab channel's digest and the admins' needs-attention DM, at the digest's slot.
+        review = settings.digest.time
+        self._scheduler.add_job(
+            jobs.review,
+            CronTrigger(
+                day_of_week=settings.digest.day,
+                hour=review.hour,
+                minute=review.minute,
+                timezone=settings.timezone,
+            ),
+            id=REVIEW_JOB,
+            name="weekly digest and needs attention",
         )
         # Members in other time zones, weeks missed while down, and temporary failures are
         # served by this tick; it is cheap when nothing is due.

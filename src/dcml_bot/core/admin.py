@@ -6,8 +6,9 @@ from collections import Counter
 
 from dcml_bot.core.commands import Caller, Command, Services
 from dcml_bot.core.i18n import text
+from dcml_bot.core.lab_table import bar, lab_rows
 from dcml_bot.core.messages import Block, ContextBlock, Reply, TextBlock
-from dcml_bot.core.plan import next_paper, summarise, week_of
+from dcml_bot.core.plan import week_of
 from dcml_bot.core.replies import simple
 from dcml_bot.core.tracks import resolve, track_sizes
 
@@ -28,36 +29,30 @@ class Admin:
         ]
 
     def lab(self, who: Caller, rest: str) -> Reply:
-        """``lab``: everyone's progress in their own tracks; members per track."""
+        """``lab``: everyone's progress in their own tracks, a text bar each; members per track."""
         lang = who.language
         services = self.services
         catalog = services.catalog
-        members = services.store.list_members()
-        if not members:
+        rows = lab_rows(services)
+        if not rows:
             return simple(text(lang, "lab.none"))
-        everyone = services.store.progress_for_members(member.id for member in members)
+        members = [row.member for row in rows]
         multi = len(catalog.tracks) > 1
         lines = []
-        for member in members:
-            progress = everyone[member.id]
-            scope = services.scope(member)
-            summary = summarise(catalog, progress, scope)
-            week = week_of(services.clock(), services.profiles.timezone(member))
-            upcoming = next_paper(catalog, progress, week, scope)
-            name = member.display_name or member.user_id
+        for row in rows:
+            member, name = row.member, row.name
             if multi:
                 name += " [" + (" ".join(member.tracks or ()) or text(lang, "lab.unchosen")) + "]"
-            lines.append(
-                text(
-                    lang,
-                    "lab.line",
-                    name=name,
-                    read=summary.read,
-                    total=summary.total,
-                    state=text(lang, "lab.enrolled" if member.enrolled else "lab.optedout"),
-                    next=upcoming.title if upcoming else "—",
-                )
+            line = text(
+                lang,
+                "lab.line",
+                name=name,
+                read=row.read,
+                total=row.total,
+                state=text(lang, "lab.enrolled" if member.enrolled else "lab.optedout"),
+                next=row.next_title or "—",
             )
+            lines.append(f"{bar(row.read, row.total)} · {line}")
         blocks: list[Block] = [TextBlock(text="\n".join(lines))]
         if multi:
             chosen = Counter(name for m in members for name in m.tracks or ())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dcml_bot.core.admin import Admin
+from dcml_bot.core.attention import Attention
 from dcml_bot.core.browse import Browse
-from dcml_bot.core.commands import Commands, Services
+from dcml_bot.core.commands import Command, Commands, Services
 from dcml_bot.core.delivery import Delivery
+from dcml_bot.core.digest import DigestService
 from dcml_bot.core.library import CatalogLibrary
 from dcml_bot.core.notes import Notes
 from dcml_bot.core.notices import AdminNotices
@@ -27,9 +29,16 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def chat_commands(services: Services, admins: set[str], notes: Notes | None = None) -> Commands:
+def chat_commands(
+    services: Services,
+    admins: set[str],
+    notes: Notes | None = None,
+    *,
+    extra: Sequence[Command] = (),
+) -> Commands:
     """The command table: browsing, the member's reading, directions, reading together (who
-    read what, notes), and the admins' commands."""
+    read what, notes), the admins' commands, and ``extra`` groups built beside it (the weekly
+    review's)."""
     browse, reading, tracks, admin = (
         Browse(services),
         Reading(services),
@@ -46,6 +55,7 @@ def chat_commands(services: Services, admins: set[str], notes: Notes | None = No
             *tracks.commands(),
             *notes.commands(),
             *admin.commands(),
+            *extra,
         ],
         buttons=[*reading.buttons(), *tracks.buttons()],
         forms=notes.forms(),
@@ -73,6 +83,8 @@ class Bot:
     notices: AdminNotices
     messengers: dict[str, Messenger]
     notes: Notes  # its ``on_added`` hook hears of every note saved
+    digest: DigestService
+    attention: Attention
     policy: LabPolicy = field(default_factory=LabPolicy)
     clock: Callable[[], dt.datetime] = field(default=utc_now)
 
@@ -89,5 +101,6 @@ class Bot:
         )
 
     def close(self) -> None:
-        """Release the database."""
+        """Stop posting notes in threads and release the database."""
+        self.digest.close()
         self.store.dispose()

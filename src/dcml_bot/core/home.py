@@ -1,4 +1,5 @@
-"""A member's home view: their progress and next paper, plus the lab table for admins."""
+"""A member's home view: their progress and next paper, plus the lab table (with progress bars)
+and who needs attention, for admins."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ def home_reply(commands: Commands, member: MemberRecord) -> Reply:
         mine = ", ".join(member.tracks or ()) or text(lang, "lab.unchosen")
         blocks += [TextBlock(text=text(lang, "home.tracks", names=mine)), picker(lang, catalog)]
     if who.is_admin:
-        lab = commands.handle(member, "lab")
-        if lab.header:
-            blocks.append(TextBlock(text=lab.header))
-        blocks += lab.blocks
+        for name in ("lab", "attention"):  # everyone's bars, then who needs attention
+            if name not in commands.table:
+                continue
+            view = commands.handle(member, name)
+            if view.header:
+                blocks.append(TextBlock(text=view.header))
+            blocks += view.blocks
     return Reply(header=progress.header, blocks=tuple(blocks))

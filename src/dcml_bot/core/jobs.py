@@ -20,6 +20,7 @@ from dcml_bot.core.delivery import (
     DeliveryReport,
     weekly_key,
 )
+from dcml_bot.core.digest import DigestRun
 from dcml_bot.core.library import ReloadResult
 from dcml_bot.core.outbound import Stopping
 from dcml_bot.store import MemberRecord, OutboxRecord
@@ -51,7 +52,8 @@ class Unsent:
 
 
 class Jobs:
-    """Weekly delivery, welcome retries, catalog refresh and event pruning."""
+    """Weekly delivery, welcome and channel post retries, the weekly review (digest and needs
+    attention), catalog refresh and event pruning."""
 
     def __init__(
         self,
@@ -74,6 +76,8 @@ class Jobs:
             report = self.bot.delivery.deliver(now, late_limit=late)
             if not self.bot.delivery.stopping.is_set():
                 self.retry_welcomes(now)
+            if not self.bot.delivery.stopping.is_set():
+                self.retry_posts(now)
         finally:
             self._running.release()
         done = {
@@ -160,6 +164,35 @@ class Jobs:
             except Stopping:
                 break
         return sent
+
+    def retry_posts(self, now: dt.datetime) -> int:
+        """Post again the digests and notes that failed for a temporary reason."""
+        try:
+            return self.bot.digest.retry(now)
+        except Stopping:
+            return 0
+
+    def review(self) -> DigestRun | None:
+        """The weekly review at the digest's slot: the lab channel's digest (when there is a
+        channel), then the admins' needs-attention DM; each at most once a week."""
+        now = self.bot.clock()
+        run = None
+        try:
+            if self.bot.digest.on:
+                run = self.bot.digest.run(now)
+                log.info("weekly digest %s: %s", run.week, run.outcome)
+            told = self.bot.attention.notify(now)
+        except Stopping:
+            return run
+        if told:
+            log.info("needs attention: %d admin(s) told", told)
+        return run
+
+    def digest(
+        self, *, week: str | None = None, dry_run: bool = False, reopen: bool = False
+    ) -> DigestRun:
+        """Post a week's digest now (``dcml-bot digest``); see ``DigestService.run``."""
+        return self.bot.digest.run(self.bot.clock(), week=week, dry_run=dry_run, reopen=reopen)
 
     def refresh_catalog(self) -> ReloadResult:
         """Fetch the catalog again; tell the admins once about each new problem."""

@@ -49,6 +49,15 @@ class Button(BaseModel):
     style: Literal["primary", "danger"] | None = None
 
 
+class Mention(BaseModel):
+    """A member named with a mention: a ping where the platform has one, else their name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    name: str
+
+
 class TextBlock(BaseModel):
     """A paragraph of text (may contain user input: renderers must escape it)."""
 
@@ -56,6 +65,8 @@ class TextBlock(BaseModel):
 
     type: Literal["text"] = "text"
     text: str
+    # The text follows a mention of this member (only when the lab asks for pings).
+    mention: Mention | None = None
 
 
 class ItemsBlock(BaseModel):
@@ -164,7 +175,7 @@ def render_plain(reply: Reply) -> str:
     number = 0
     for block in reply.blocks:
         if isinstance(block, TextBlock):
-            lines.append(block.text)
+            lines.append(f"@{block.mention.name} {block.text}" if block.mention else block.text)
         elif isinstance(block, ItemsBlock):
             if block.title:
                 lines.append(f"[{block.title}]")

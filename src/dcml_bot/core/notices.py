@@ -1,4 +1,5 @@
-"""Admin notices: one DM per admin per topic, ever (catalog refused, member unreachable)."""
+"""Admin notices: one DM per admin per topic, ever (catalog refused, member or lab channel
+unreachable, a week's needs-attention list)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import ReloadResult
 from dcml_bot.core.messages import ContextBlock, Reply, TextBlock
-from dcml_bot.core.once import RECOVERED, SENT, TAKEN, Letter, OnceOnly, Parcel
+from dcml_bot.core.once import RECOVERED, SENT, TAKEN, Letter, OnceOnly, Parcel, Place
 from dcml_bot.core.profile import Profiles
 from dcml_bot.store import Claim, MemberRecord
 
@@ -61,6 +62,18 @@ class AdminNotices:
             )
 
         return self.notify(f"unreachable:{who}", reply)
+
+    def channel_unreachable(self, place: Place, error: str) -> int:
+        """DM every admin, once per channel, that the bot cannot post in the lab channel, and
+        how to let it in (Slack: ``/invite @dcml-bot``; Feishu: add the bot to the group)."""
+
+        def reply(lang: str) -> Reply:
+            how = text(lang, f"digest.invite.{place.platform}")
+            said = error.rstrip("。. ")
+            line = text(lang, "digest.unreachable", channel=place.channel, error=said, how=how)
+            return Reply(blocks=(TextBlock(text=line),))
+
+        return self.notify(f"channel:{place.platform}:{place.channel}", reply)
 
     def notify(self, topic: str, reply: Callable[[str], Reply]) -> int:
         """Send each admin one message about ``topic``, ever; returns how many went now."""

@@ -1,4 +1,5 @@
-"""Once-only sending: claim a key, reconcile a recovered claim, send, then confirm or fail."""
+"""Once-only sending (DMs and channel posts): claim a key, reconcile a recovered claim, send, then
+confirm or fail."""
 
 from __future__ import annotations
 
@@ -92,15 +93,37 @@ def holder_gone(holder: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Place:
+    """A channel on a platform (the lab's); with ``thread``, the thread under that message."""
+
+    platform: str
+    channel: str
+    thread: str | None = None
+
+
+@dataclass(frozen=True)
 class Letter:
-    """One once-only message: the ledger key and what the claim records about it."""
+    """One once-only message: the ledger key, what the claim records about it, and where it goes:
+    a DM to ``member``, or a post in ``place``."""
 
     key: str
     kind: str
-    member: MemberRecord
+    member: MemberRecord | None = None
     week: str | None = None
     item_id: str | None = None
     title: str | None = None
+    place: Place | None = None
+
+    def __post_init__(self) -> None:
+        if (self.member is None) == (self.place is None):
+            raise ValueError(f"letter {self.key}: a DM to a member or a post in a place, not both")
+
+    @property
+    def platform(self) -> str:
+        """The platform it goes out on."""
+        where = self.member or self.place
+        assert where is not None
+        return where.platform
 
 
 @dataclass(frozen=True)
@@ -136,6 +159,8 @@ class OnceOnly:
         self.holder_gone = holder_gone
         # Told when a member cannot be reached at all (wired to the admins' notice).
         self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
+        # Told when a channel cannot be posted in (the bot is not in it, or it is gone).
+        self.on_channel_unreachable: Callable[[Place, str], object] | None = None
 
     def send(
         self,
@@ -152,12 +177,13 @@ class OnceOnly:
         ``taken`` means another worker holds the key or it is already final. Raises Stopping
         when the bot is shutting down before the message went out.
         """
-        messenger = self.messengers.get(letter.member.platform)
+        messenger = self.messengers.get(letter.platform)
         if messenger is None:
             return NO_PLATFORM
         claim = self.store.claim(
             letter.key,
-            member_id=letter.member.id,
+            member_id=letter.member.id if letter.member is not None else None,
+            channel=letter.place.channel if letter.place is not None else None,
             kind=letter.kind,
             week=letter.week,
             item_id=letter.item_id,
@@ -171,20 +197,21 @@ class OnceOnly:
             return TAKEN
         parcel = prepare(claim)
         if parcel is None:
+            # Marked as a drop, so a dead row is told apart from a member who cannot be reached.
+            error = f"{DROPPED}: {dropped}"
             self.store.mark_failed(
-                letter.key, worker=self.worker, error=dropped, retry_at=None, dead=True, now=now
+                letter.key, worker=self.worker, error=error, retry_at=None, dead=True, now=now
             )
             return DROPPED
-        user_id = letter.member.user_id
         if claim.recovered:
             # A claim left by a crashed run: the message may have gone out already.
-            found = messenger.find_sent(user_id, letter.key)
+            found = _find(messenger, letter)
             if found is not None:
                 parcel.confirm(found)
                 log.info("reconciled %s: already sent as %s", letter.key, found)
                 return RECOVERED
         try:
-            message_id = messenger.send_dm(user_id, parcel.reply(), key=letter.key)
+            message_id = _deliver(messenger, letter, parcel.reply())
         except Stopping as exc:
             # Released, due at once: the next run sends it (a page already posted of a long
             # Slack DM is found and not posted again).
@@ -233,5 +260,27 @@ class OnceOnly:
             "will retry" if not dead else "permanent" if exc.permanent else "not retried",
             exc,
         )
-        if exc.permanent and tell_unreachable and self.on_unreachable is not None:
+        if not (exc.permanent and tell_unreachable):
+            return
+        if letter.member is not None and self.on_unreachable is not None:
             self.on_unreachable(letter.member, str(exc))
+        elif letter.place is not None and self.on_channel_unreachable is not None:
+            self.on_channel_unreachable(letter.place, str(exc))
+
+
+def _find(messenger: Messenger, letter: Letter) -> str | None:
+    """The id of the letter's message if the platform shows it went out already."""
+    if letter.member is not None:
+        return messenger.find_sent(letter.member.user_id, letter.key)
+    assert letter.place is not None
+    place = letter.place
+    return messenger.find_posted(place.channel, letter.key, thread=place.thread)
+
+
+def _deliver(messenger: Messenger, letter: Letter, reply: Reply) -> str:
+    """Send the letter: a DM to its member, or a post in its place."""
+    if letter.member is not None:
+        return messenger.send_dm(letter.member.user_id, reply, key=letter.key)
+    assert letter.place is not None
+    place = letter.place
+    return messenger.post(place.channel, reply, key=letter.key, thread=place.thread)

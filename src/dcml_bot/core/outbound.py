@@ -1,4 +1,5 @@
-"""What the core needs from a chat platform to send direct messages, and how sending fails."""
+"""What the core needs from a chat platform to send direct messages and channel posts, and how
+sending fails."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ class Messenger(Protocol):
 
     def find_sent(self, user_id: str, key: str) -> str | None:
         """The id of a message already sent with ``key``, if the platform can tell (reconcile)."""
+        ...
+
+    def post(self, channel: str, reply: Reply, *, key: str, thread: str | None = None) -> str:
+        """Post in a channel (``thread``: as a reply under that message) carrying the once-only
+        ``key``; returns the platform message id, which a later post can name as its thread."""
+        ...
+
+    def find_posted(self, channel: str, key: str, *, thread: str | None = None) -> str | None:
+        """The id of a post already made with ``key`` in the channel (or the thread), if the
+        platform can tell (reconcile)."""
         ...
 
 

@@ -204,7 +204,7 @@ def identity_of(content: bytes | None) -> BotIdentity:
 class Target:
     """Where a message goes: a new message to a user or chat, or a reply to a message."""
 
-    kind: str  # "open_id" or "chat_id" (create), or "reply"
+    kind: str  # "open_id" or "chat_id" (create), "reply", or "thread" (a reply in its thread)
     id: str
     pace_key: str
 
@@ -241,6 +241,18 @@ class FeishuMessenger:
 
     def find_sent(self, user_id: str, key: str) -> str | None:
         """Feishu cannot look messages up by key; the resend's ``uuid`` dedupes it instead."""
+        return None
+
+    def post(self, channel: str, reply: Reply, *, key: str, thread: str | None = None) -> str:
+        """Post in a group by chat_id (``thread``: a reply in the thread of that message); the
+        bot not in the group (230002) is a permanent failure."""
+        target = (
+            Target("thread", thread, channel) if thread else Target("chat_id", channel, channel)
+        )
+        return self.send(target, reply, uuid=delivery_uuid(key))
+
+    def find_posted(self, channel: str, key: str, *, thread: str | None = None) -> str | None:
+        """As ``find_sent``: a resend with the same ``uuid`` is dropped by Feishu instead."""
         return None
 
     # --- who the bot is ---------------------------------------------------------------------
@@ -328,10 +340,12 @@ class FeishuMessenger:
         self, target: Target, msg_type: str, content: str, uuid: str | None
     ) -> str | Failure:
         """One API call; the message id, or the Failure."""
-        if target.kind == "reply":
+        if target.kind in ("reply", "thread"):
             body = ReplyMessageRequestBody.builder().msg_type(msg_type).content(content)
             if uuid:
                 body = body.uuid(uuid)
+            if target.kind == "thread":
+                body = body.reply_in_thread(True)
             request = (
                 ReplyMessageRequest.builder()
                 .message_id(target.id)

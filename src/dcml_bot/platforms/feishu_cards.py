@@ -16,6 +16,7 @@ from dcml_bot.core.messages import (
     InputBlock,
     ItemsBlock,
     ItemView,
+    Mention,
     Reply,
     TextBlock,
     render_plain,
@@ -126,6 +127,8 @@ _MD_SPECIAL = {
 _MD_PATTERN = re.compile("[" + re.escape("".join(_MD_SPECIAL)) + "]")
 # Characters that would end or break a Markdown link destination.
 _URL_UNSAFE = re.compile(r"[\s()<>\[\]\\`\"'\x00-\x1f\x7f]")
+# An open_id as Feishu issues them: safe inside ``<at id=…>``.
+_OPEN_ID = re.compile(r"ou_[0-9A-Za-z_-]{4,64}")
 
 
 def escape_markdown(text: str) -> str:
@@ -254,6 +257,22 @@ def _shown(reply: Reply, keep: int) -> Iterator[tuple[tuple[ItemView, ...], int]
 # --- card JSON 2.0 ---------------------------------------------------------------------------
 
 
+def _card_mention(block: TextBlock) -> str:
+    """``<at id=ou_…></at> `` for a block that starts with a mention, else the escaped name."""
+    if block.mention is None:
+        return ""
+    if _OPEN_ID.fullmatch(block.mention.user_id):
+        return f"<at id={block.mention.user_id}></at> "
+    return f"**{escape_markdown(_inline(block.mention.name))}** "
+
+
+def _post_mention(mention: Mention) -> list[dict[str, Any]]:
+    """A ``post`` line's leading mention (an ``at`` element), else the name in bold."""
+    if _OPEN_ID.fullmatch(mention.user_id):
+        return [{"tag": "at", "user_id": mention.user_id}, _text(" ")]
+    return [_text(_inline(mention.name) + " ", bold=True)]
+
+
 def _markdown(content: str, *, small: bool = False) -> dict[str, Any]:
     element: dict[str, Any] = {"tag": "markdown", "content": content}
     if small:
@@ -318,7 +337,8 @@ def _build_card(reply: Reply, cut: _Cut) -> dict[str, Any]:
     for block in reply.blocks:
         if isinstance(block, TextBlock):
             if block.text.strip():
-                elements.append(_markdown(_paragraph(_clip(block.text, cut.cap))))
+                content = _paragraph(_clip(block.text, cut.cap))
+                elements.append(_markdown(_card_mention(block) + content))
         elif isinstance(block, ItemsBlock):
             items, dropped = next(shown)
             lines = [_item_markdown(item) for item in items]
@@ -385,7 +405,10 @@ def _build_post(reply: Reply, cut: _Cut, lang: str) -> dict[str, Any]:
     shown = _shown(reply, cut.keep)
     for block in reply.blocks:
         if isinstance(block, TextBlock):
-            content += [[_text(line)] for line in _clip(block.text, cut.cap).split("\n")]
+            lines = [[_text(line)] for line in _clip(block.text, cut.cap).split("\n")]
+            if block.mention is not None and lines:
+                lines[0] = [*_post_mention(block.mention), *lines[0]]
+            content += lines
         elif isinstance(block, ItemsBlock):
             items, dropped = next(shown)
             if items and block.title:

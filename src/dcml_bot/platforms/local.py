@@ -1,4 +1,5 @@
-"""The built-in local platform: DMs kept in the bot's own database, no chat service needed."""
+"""The built-in local platform: DMs and lab channel posts kept in the bot's own database, no chat
+service needed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dcml_bot.store import LocalMessageRecord, Store
 log = logging.getLogger(__name__)
 
 PLATFORM = "local"
+LAB_CHANNEL = "lab"  # where the local store keeps posts to the lab channel
 CLOCK_OFFSET = "clock_offset_seconds"
 
 
@@ -93,6 +95,33 @@ class LocalMessenger:
         """The id of the message already stored with this key."""
         found = self.store.local_find(key)
         return None if found is None else str(found)
+
+    def post(self, channel: str, reply: Reply, *, key: str, thread: str | None = None) -> str:
+        """Store a post in the lab channel (``thread``: under that post), deduplicated on key."""
+        body = json.dumps({"thread": thread, "reply": reply.model_dump(mode="json")})
+        message_id, created = self.store.local_post(
+            channel, body, key=key, now=self.clock(), channel=LAB_CHANNEL
+        )
+        if not created:
+            log.info("local platform dropped a second post for key %s", key)
+        return str(message_id)
+
+    def find_posted(self, channel: str, key: str, *, thread: str | None = None) -> str | None:
+        """The id of the post already stored with this key."""
+        return self.find_sent(channel, key)
+
+    def lab_channel(self, channel: str) -> list[tuple[str, Reply, list[tuple[str, Reply]]]]:
+        """The lab channel's posts, newest first, each with its thread (oldest first)."""
+        posts: dict[str, tuple[Reply, list[tuple[str, Reply]]]] = {}
+        for m in self.store.local_messages(channel, channel=LAB_CHANNEL):
+            entry = json.loads(m.reply)
+            reply = Reply.model_validate(entry["reply"])
+            root = posts.get(str(entry.get("thread")))
+            if root is not None:
+                root[1].append((str(m.id), reply))
+            else:
+                posts[str(m.id)] = (reply, [])
+        return [(mid, reply, thread) for mid, (reply, thread) in reversed(posts.items())]
 
     def update(self, message_id: str, reply: Reply) -> bool:
         """Rewrite a message (after a button press)."""

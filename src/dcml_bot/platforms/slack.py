@@ -68,6 +68,7 @@ PERMANENT_ERRORS = frozenset(
         "account_inactive",
         "cannot_dm_bot",
         "channel_not_found",
+        "not_in_channel",  # the lab channel's digest: the bot must be invited first
         "is_archived",
         "messages_tab_disabled",
         "restricted_action",
@@ -89,6 +90,8 @@ BOT_SCOPES = (
     "users:read",
     "channels:read",
     "groups:read",
+    "channels:history",
+    "groups:history",
 )
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 # Slack's limits (docs.slack.dev "Rate limits"; platforms.md §5) are per method and workspace.
@@ -105,6 +108,7 @@ RATES = {
     "chat.postMessage": (50.0, CEILING),
     "conversations.open": (50 / 60, CEILING),  # Tier 3
     "conversations.history": (50 / 60, CEILING),  # Tier 3
+    "conversations.replies": (50 / 60, CEILING),  # Tier 3
     "users.info": (100 / 60, CEILING),  # Tier 4
 }
 
@@ -239,41 +243,54 @@ class SlackMessenger:
             self.book.put(user_id, None)
 
     def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
-        """Post the reply (one message per Block Kit page); returns ``channel/ts`` of the first.
+        """Post the reply in the DM channel (see ``_pages``); ``channel/ts`` of its first page."""
+        try:
+            return self._pages(self.channel(user_id), reply, key)
+        except SlackClientError as exc:
+            if isinstance(exc, SlackApiError) and exc.response.get("error") == "channel_not_found":
+                self.forget(user_id)
+            raise send_error(exc) from exc
+
+    def post(self, channel: str, reply: Reply, *, key: str, thread: str | None = None) -> str:
+        """Post the reply in a channel the bot is in (``thread``: a ``channel/ts`` or ``ts`` to
+        reply under); returns ``channel/ts`` of its first message. Not in the channel
+        (``not_in_channel``), or no such channel: a permanent failure."""
+        try:
+            return self._pages(channel, reply, key, thread=_ts(thread))
+        except SlackClientError as exc:
+            raise send_error(exc) from exc
+
+    def _pages(self, channel: str, reply: Reply, key: str, *, thread: str | None = None) -> str:
+        """Post the reply (one message per Block Kit page); ``channel/ts`` of the first.
 
         Each page carries its own key (``key#1``, ``key#2`` …; the last page ``key`` itself, so
         ``find_sent(key)`` means "all of it went out"). A multi-page reply first reads back which
         pages an earlier, failed attempt posted and sends only the others.
         """
-        try:
-            channel = self.channel(user_id)
-            pages = render_message(reply)
-            keys = [f"{key}#{n}" for n in range(1, len(pages))] + [key]
-            posted = self._posted(channel) if len(pages) > 1 else {}
-            sent: list[str] = []
-            for message, page_key in zip(pages, keys, strict=True):
-                if page_key in posted:
-                    sent.append(posted[page_key])
-                    continue
-                response = self.call(
-                    "chat.postMessage",
-                    functools.partial(
-                        self.client.chat_postMessage,
-                        channel=channel,
-                        text=message["text"],
-                        blocks=message["blocks"],
-                        # Slack keeps this with the message: find_sent reads it after a crash.
-                        metadata={"event_type": METADATA_EVENT, "event_payload": {"key": page_key}},
-                        unfurl_links=False,
-                        unfurl_media=False,
-                    ),
-                    target=channel,
-                )
-                sent.append(f"{channel}/{response['ts']}")
-        except SlackClientError as exc:
-            if isinstance(exc, SlackApiError) and exc.response.get("error") == "channel_not_found":
-                self.forget(user_id)
-            raise send_error(exc) from exc
+        pages = render_message(reply)
+        keys = [f"{key}#{n}" for n in range(1, len(pages))] + [key]
+        posted = self._posted(channel, thread) if len(pages) > 1 else {}
+        sent: list[str] = []
+        for message, page_key in zip(pages, keys, strict=True):
+            if page_key in posted:
+                sent.append(posted[page_key])
+                continue
+            response = self.call(
+                "chat.postMessage",
+                functools.partial(
+                    self.client.chat_postMessage,
+                    channel=channel,
+                    text=message["text"],
+                    blocks=message["blocks"],
+                    thread_ts=thread,
+                    # Slack keeps this with the message: find_sent reads it after a crash.
+                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": page_key}},
+                    unfurl_links=False,
+                    unfurl_media=False,
+                ),
+                target=channel,
+            )
+            sent.append(f"{channel}/{response['ts']}")
         return sent[0]
 
     def find_sent(self, user_id: str, key: str) -> str | None:
@@ -283,14 +300,36 @@ class SlackMessenger:
         except SlackClientError as exc:
             raise send_error(exc) from exc
 
-    def _posted(self, channel: str) -> dict[str, str]:
-        """The once-only keys of the latest 100 messages in a DM channel, to ``channel/ts``."""
-        response = self.call(
-            "conversations.history",
-            lambda: self.client.conversations_history(
-                channel=channel, include_all_metadata=True, limit=100
-            ),
-        )
+    def find_posted(self, channel: str, key: str, *, thread: str | None = None) -> str | None:
+        """Look for a post carrying ``key`` among the latest in the channel (or the thread);
+        without the history scopes the bot cannot tell, and says so (None)."""
+        try:
+            return self._posted(channel, _ts(thread)).get(key)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "missing_scope":
+                log.warning("slack: cannot read %s back (add channels:history)", channel)
+                return None
+            raise send_error(exc) from exc
+        except SlackClientError as exc:
+            raise send_error(exc) from exc
+
+    def _posted(self, channel: str, thread: str | None = None) -> dict[str, str]:
+        """The once-only keys of the latest 100 messages in a channel (or of a thread's
+        replies), to ``channel/ts``."""
+        if thread is None:
+            response = self.call(
+                "conversations.history",
+                lambda: self.client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=100
+                ),
+            )
+        else:
+            response = self.call(
+                "conversations.replies",
+                lambda: self.client.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=100
+                ),
+            )
         posted: dict[str, str] = {}
         for message in response.get("messages") or []:
             payload = (message.get("metadata") or {}).get("event_payload") or {}
@@ -303,6 +342,11 @@ class SlackMessenger:
         response = self.call("users.info", lambda: self.client.users_info(user=user_id))
         user: dict[str, Any] = response["user"]
         return user
+
+
+def _ts(message: str | None) -> str | None:
+    """The ``ts`` of a message id this messenger returned (``channel/ts``), or of a bare ts."""
+    return None if message is None else message.rpartition("/")[2]
 
 
 def is_person(user: dict[str, Any]) -> bool:

@@ -54,6 +54,7 @@ _LINK_SCHEMES = ("http://", "https://", "mailto:")
 _SPACE = re.compile(r"\s")
 # A numbered action_id's tail: ``track:2`` is the second ``track`` button of a block.
 _REPEAT = re.compile(r"(.+):([2-9]|[1-9][0-9]+)")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def escape(text: str) -> str:
@@ -218,9 +219,19 @@ class _Piece:
     lead: bool = False
 
 
+def _mention(block: TextBlock) -> str:
+    """``<@U…> `` for a block that starts with a mention (a user id Slack could have issued),
+    else the escaped name; nothing without a mention."""
+    if block.mention is None:
+        return ""
+    if _USER_ID.fullmatch(block.mention.user_id):
+        return f"<@{block.mention.user_id}> "
+    return f"*{escape(_one_line(block.mention.name))}* "
+
+
 def _text_group(block: TextBlock) -> list[_Piece]:
     entries: list[tuple[str, int]] = []
-    for line in escape(block.text).split("\n"):
+    for line in (_mention(block) + escape(block.text)).split("\n"):
         entries += [(part, 0) for part in _split_line(line, MAX_TEXT)] if line else [("", 0)]
     return [_Piece(_section(text)) for text, _ in _pack(entries, MAX_TEXT) if text.strip()]
 

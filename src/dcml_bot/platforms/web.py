@@ -23,6 +23,7 @@ from dcml_bot.core.bot import Bot
 from dcml_bot.core.commands import Caller
 from dcml_bot.core.home import home_reply
 from dcml_bot.core.jobs import Jobs
+from dcml_bot.core.lab_table import lab_rows
 from dcml_bot.core.messages import Reply
 from dcml_bot.platforms import feishu_cards, slack_blocks
 from dcml_bot.platforms.lab_guard import LOGIN, LabGuard, LabOptions
@@ -131,6 +132,7 @@ class LocalWebPlatform:
             Route("/local/admin/deliver", self._form(self.deliver), methods=["POST"]),
             Route("/local/admin/advance", self._form(self.advance), methods=["POST"]),
             Route("/local/admin/reload", self._form(self.reload), methods=["POST"]),
+            Route("/local/admin/digest", self._form(self.digest), methods=["POST"]),
         ]
 
     def start(self) -> None:
@@ -182,6 +184,7 @@ class LocalWebPlatform:
         lab = self.bot.commands.run(Caller(member=_operator(), language=lang, is_admin=True), "lab")
         catalog = self.bot.library.current
         return {
+            **self._review_context(lang),
             "members": members,
             "current": current,
             "dms": dms,
@@ -193,6 +196,18 @@ class LocalWebPlatform:
             "clock_offset": self.clock.offset if self.clock else None,
             "catalog_items": len(catalog.entries) if catalog else 0,
             "catalog_source": self.bot.library.source,
+        }
+
+    def _review_context(self, lang: str) -> dict[str, Any]:
+        """The admin panel's chart and needs-attention list, and the lab channel's posts."""
+        operator = Caller(member=_operator(), language=lang, is_admin=True)
+        digest = self.bot.digest
+        local = digest.on and digest.place.platform == PLATFORM
+        return {
+            "chart": lab_rows(self.bot.commands.services),
+            "attention": self.bot.commands.run(operator, "attention"),
+            "lab_channel_name": digest.place.channel if local else None,
+            "lab_channel": self.messenger.lab_channel(digest.place.channel) if local else [],
         }
 
     # --- actions ------------------------------------------------------------------------------
@@ -307,6 +322,13 @@ class LocalWebPlatform:
             return self._back(values, None, "Catalog refused: " + " | ".join(result.errors[:5]))
         count = len(result.catalog.entries) if result.catalog else 0
         return self._back(values, f"Catalog {result.status}: {count} items.")
+
+    def digest(self, values: dict[str, str]) -> str:
+        """Post this week's digest in the lab channel now, like ``dcml-bot digest``."""
+        if not self.bot.digest.on:
+            raise BadInput('The digest is off: set [digest] channel (e.g. "lab") first.')
+        run = self.jobs.digest(reopen=True)
+        return self._back(values, f"Digest for {run.week}: {run.outcome}.")
 
     def _back(self, values: dict[str, str], notice: str | None, error: str | None = None) -> str:
         query = {

@@ -11,10 +11,20 @@ from dcml_bot.store.members import MemberStore
 from dcml_bot.store.outbox import OutboxStore
 from dcml_bot.store.progress import ProgressStore
 from dcml_bot.store.reading_together import ReadingTogetherStore
+from dcml_bot.store.review import ReviewStore
 
 
-class Store(MemberStore, ProgressStore, EventStore, OutboxStore, LabStore, ReadingTogetherStore):
-    """Persistence for members, progress, events, the outbox, the local lab, notes and digests."""
+class Store(
+    MemberStore,
+    ProgressStore,
+    EventStore,
+    OutboxStore,
+    LabStore,
+    ReadingTogetherStore,
+    ReviewStore,
+):
+    """Persistence for members, progress, events, the outbox, the local lab, notes and digests,
+    and the lab's weekly review."""
 
 
 def open_store(url: str) -> Store:

@@ -37,7 +37,8 @@ UNANSWERED_STATES = ("snoozed", "sent")
 # "digest" and "note" go to a channel (the lab's digest and its thread), not to a member.
 OUTBOX_KINDS = ("welcome", "weekly", "notice", "digest", "note")
 OUTBOX_STATUSES = ("claimed", "sent", "failed", "dead")
-LOCAL_CHANNELS = ("dm", "chat")
+# "lab": the local lab channel (its digests and their threads).
+LOCAL_CHANNELS = ("dm", "chat", "lab")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -208,7 +209,8 @@ class LocalMessage(Base):
     user_id: Mapped[str] = mapped_column(String, index=True)
     # The once-only key the core sent it with; the platform keeps at most one message per key.
     key: Mapped[str | None] = mapped_column(String, unique=True)
-    # "dm": a direct message from the bot; "chat": a command typed on the local web page.
+    # "dm": a direct message from the bot; "chat": a command typed on the local web page; "lab": a
+    # post in the lab channel (``user_id`` holds the channel's name).
     channel: Mapped[str] = mapped_column(String, default="dm", server_default="dm")
     reply: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
