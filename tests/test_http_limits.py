@@ -458,3 +458,32 @@ def test_a_client_hanging_up_mid_upload_logs_one_quiet_line(bot: Served) -> None
         "(1000/100000 bytes)"
     ]
     assert not any(" ERROR " in line or "Traceback" in line for line in log)
+
+
+def test_a_low_open_file_limit_lowers_the_connection_cap(fake: FakeSlack, tmp_path: Path) -> None:
+    with serving(tmp_path, fake, nofile=300) as served:
+        socks = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(400)]
+        time.sleep(0.5)
+        most = served.fds()
+        assert served.get() == 503
+        for sock in socks:
+            sock.close()
+        log = "\n".join(served.lines())
+    assert most < 300 - 50, most
+    assert "http: at most 200 connections, not 256: the open-file limit is 300 (ulimit -n)" in log
+    assert log.count("200 connections open: new ones get 503 until fewer") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("HTTP_TIMEOUT_SECONDS", "0"), ("HTTP_TIMEOUT_SECONDS", "inf"), ("HTTP_MAX_CONNECTIONS", "0")],
+)
+def test_the_limits_refuse_values_that_would_disable_them(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from dcml_bot.config import SettingsError
+    from dcml_bot.settings import load_settings
+
+    monkeypatch.setenv(f"DCML_BOT_{name}", value)
+    with pytest.raises(SettingsError, match=f"environment variable DCML_BOT_{name}"):
+        load_settings(ROOT / "config" / "dcml-bot.toml")
