@@ -363,8 +363,10 @@ def bot_env(
     feishu_domain: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of a ``dcml-bot serve`` child: nothing inherited but PATH/HOME/locale."""
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"}}
+    """The environment of a ``dcml-bot serve`` child: nothing inherited but PATH/HOME/locale (and
+    PYTHONPATH, for a checkout that is not the one installed in the venv)."""
+    kept = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k in kept}
     env.update(
         {
             "DCML_BOT_CONFIG": str(CONFIG),

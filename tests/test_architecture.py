@@ -17,7 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(dcml_bot.__file__).resolve().parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-SHELL = {"__init__", "__main__", "app", "cli", "config", "server", "settings", "scheduler"}
+SHELL = {
+    "__init__",
+    "__main__",
+    "app",
+    "cli",
+    "config",
+    "server",
+    "http_limits",
+    "settings",
+    "scheduler",
+}
 PARTS = {"catalog", "store", "core", "platforms"}
 
 

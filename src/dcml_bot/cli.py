@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -89,6 +90,28 @@ LIBRARY_LOGGERS = (
 )
 
 
+# A log line is one record: a newline or escape sequence from a request cannot forge another.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_LOG_MESSAGE = 4000  # characters; SDKs at DEBUG log whole bodies of up to 256 KiB
+
+
+class OneLine(logging.Filter):
+    """Escapes control characters in each message and cuts it at ``MAX_LOG_MESSAGE``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Always True: the record is rewritten, never dropped."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: the handler reports it as usual
+            return True
+        clean = _CONTROL.sub(lambda found: found[0].encode("unicode_escape").decode(), message)
+        if len(clean) > MAX_LOG_MESSAGE:
+            clean = f"{clean[:MAX_LOG_MESSAGE]}… ({len(clean) - MAX_LOG_MESSAGE} more characters)"
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def configure_logging(level: str, *, everything: bool = False, timestamps: bool = False) -> None:
     """The one logging set-up: the bot's loggers (``dcml_bot.*``) at ``level``, libraries' at
     WARNING (or ``level`` when higher), every logger at ``level`` with ``everything`` (log_all)."""
@@ -104,6 +127,8 @@ def configure_logging(level: str, *, everything: bool = False, timestamps: bool 
     # uvicorn's start and stop lines ("Uvicorn running on …", "Shutting down") are worth INFO.
     logging.getLogger("uvicorn.error").setLevel(min(libraries, max(threshold, logging.INFO)))
     logging.getLogger("dcml_bot").setLevel(threshold)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OneLine())
 
 
 class _State:

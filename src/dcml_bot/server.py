@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dcml_bot.app import Service
 from dcml_bot.core.metrics import CONTENT_TYPE
+from dcml_bot.http_limits import RequestLimits, bounded_http, connection_limit
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,15 @@ def build_http_app(service: Service) -> Starlette:
     ]
     for platform in service.platforms:
         routes += platform.routes()
-    return Starlette(routes=routes, lifespan=lifespan)
+    limits = Middleware(
+        RequestLimits, timeout=service.settings.http_timeout_seconds, refused=refused(service)
+    )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[limits])
+
+
+def refused(service: Service) -> Callable[[str], None]:
+    """Count a request or connection refused before any platform saw it, by reason."""
+    return lambda reason: service.metrics.rejected.labels("http", reason).inc()
 
 
 def serve(service: Service, host: str, port: int) -> None:
@@ -58,5 +68,10 @@ def serve(service: Service, host: str, port: int) -> None:
         ws="none",  # no WebSocket route: nothing to upgrade to, and nothing to import
         # Requests under way get 2 s; Service.stop then has its STOP_GRACE: exit within 5 s.
         timeout_graceful_shutdown=2,
+        # Bounded heads and connections (http_limits); idle keep-alive connections close after 5 s.
+        http=bounded_http(service.settings.http_timeout_seconds, refused=refused(service)),
+        # One more than the connections held: bounded_http answers 503 to the next at once.
+        limit_concurrency=connection_limit(service.settings.http_max_connections) + 1,
+        timeout_keep_alive=5,
     )
     uvicorn.Server(config).run()

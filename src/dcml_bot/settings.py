@@ -169,6 +169,10 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65535)
+    # A request's head, then its body, must each arrive within this; beyond http_max_connections
+    # open connections, new ones get 503 at once (fewer when the open-file limit is low).
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
+    http_max_connections: int = Field(default=256, ge=1)
     admins: list[str] = Field(default_factory=list)
     language: Language = "en"
     catalog_refresh_minutes: int = Field(default=60, ge=0)
