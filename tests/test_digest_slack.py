@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -306,3 +307,19 @@ def test_a_note_in_the_slack_thread_pings_nobody(slack: Slack) -> None:
     text = rendered(shown)
     assert "Carol shared a note on Beta Paper:" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "<https://evil" not in text
+
+
+def test_a_note_typed_after_done_lands_in_the_papers_digest_thread(slack: Slack) -> None:
+    readers(slack)
+    slack.service.jobs.review()
+    [post] = slack.fake.posts()
+    answer = slack.command(f"note {BETA_ID} Read the appendix first.", user="U0ALICE")
+    assert "Note saved" in json.dumps(answer.json(), ensure_ascii=False)
+    deadline = time.monotonic() + 20
+    while len(slack.fake.replies("C0LAB", post["ts"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _opening, shown = slack.fake.replies("C0LAB", post["ts"])
+    assert "Read the appendix first." in rendered(shown)
+    assert "Alice shared a note on Beta Paper:" in rendered(shown)
+    notes = json.dumps(slack.command(f"notes {BETA_ID}", user="U0BOB").json(), ensure_ascii=False)
+    assert "Read the appendix first." in notes and "Alice" in notes
