@@ -108,6 +108,8 @@ def build_bot(
     )
     # A member no platform can reach is news for the admins (once per member).
     once.on_unreachable = bot.notices.unreachable
+    # So is a message a crash interrupted that the platform can no longer check (once each).
+    once.on_unverified = bot.notices.unverified
     return bot
 
 
