@@ -21,6 +21,7 @@ from dcml_bot.core.jobs import REQUEST_MEMORY, Jobs
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.plan import READ, SNOOZED
 from dcml_bot.platforms.replay import ReplayGuard
+from dcml_bot.store.events import REQUEST
 from support import MONDAY_SLOT, Clock, Recorder, make_bot
 from test_feishu import (
     ENCRYPT_KEY,
@@ -117,6 +118,20 @@ def test_a_replayed_stop_does_not_opt_the_member_out_again(
     # The member's own next "stop" is a new request: it works.
     assert "off" in slack.command("stop", user="U0REPLAY").json()["text"]
     assert not store.get_member("slack", "U0REPLAY").enrolled  # type: ignore[union-attr]
+
+
+def test_a_replayed_query_is_answered_again_and_nothing_is_recorded(slack: Slack) -> None:
+    # Only commands that change something are guarded: a query costs no write.
+    progress, captured_at = command_body(slack, "progress", "U0QUERY"), int(time.time())
+    first = slack.post(progress, FORM, timestamp=captured_at)
+    again = slack.post(progress, FORM, timestamp=captured_at)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["text"] and again.json() == first.json()
+    far = slack.clock() + dt.timedelta(days=1)
+    assert slack.service.bot.store.prune_events(far, kind=REQUEST) == 0
+    stop = command_body(slack, "stop", "U0QUERY")
+    assert slack.post(stop, FORM).status_code == 200
+    assert slack.service.bot.store.prune_events(far, kind=REQUEST) == 1
 
 
 def test_a_replayed_later_press_does_not_undo_done(

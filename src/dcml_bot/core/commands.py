@@ -49,6 +49,8 @@ class Command:
     callback: Handler
     aliases: tuple[str, ...] = ()
     admin: bool = False
+    # It changes what is stored: a platform runs a replayed request for it only once.
+    changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class Commands:
         """Answer a command typed by a member."""
         who = self.caller(member)
         lang = who.language
-        line = self._strip_prefix(raw.replace("\u3000", " ")).strip()
+        line = self._line(raw)
         if len(line) > MAX_INPUT:
             return simple(text(lang, "unknown", word=line[:40] + "…", hint=text(lang, "hint")))
         if not line:
@@ -131,6 +133,17 @@ class Commands:
         if command.admin and not who.is_admin:
             return simple(text(lang, "admin.only", command=command.name))
         return command.callback(who, rest.strip())
+
+    def changes(self, raw: str) -> bool:
+        """Whether the typed line runs a command that changes what is stored."""
+        line = self._line(raw)
+        if len(line) > MAX_INPUT:
+            return False
+        command = self.table.get(fold(line.partition(" ")[0]))
+        return command is not None and command.changes
+
+    def _line(self, raw: str) -> str:
+        return self._strip_prefix(raw.replace("\u3000", " ")).strip()
 
     def _strip_prefix(self, raw: str) -> str:
         """Drop a leading ``/dcml`` (or ``dcml`` in a DM), unless ``dcml`` names a track."""

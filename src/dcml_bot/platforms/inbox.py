@@ -204,7 +204,7 @@ class Inbox:
             self.store.event_handled(self.platform, event_id, now)
             self.metrics.events.labels(self.platform, kind, "given-up").inc()
             log.warning(
-                "%s: %s %s given up after %d attempt(s) since %s: %s",
+                "%s: %s %s given up (attempt %d of this run; received %s): %s",
                 self.platform,
                 kind,
                 event_id,
@@ -215,18 +215,17 @@ class Inbox:
             self._tell(kind, payload, error, received)
             return
         self.metrics.events.labels(self.platform, kind, "retry").inc()
+        wait = delay.total_seconds()
+        later = self._later.call(wait, self._queue, kind, event_id, payload, received, attempt + 1)
         log.warning(
-            "%s: %s %s failed (attempt %d), trying again in %g s: %s",
+            "%s: %s %s failed (attempt %d), %s: %s",
             self.platform,
             kind,
             event_id,
             attempt,
-            delay.total_seconds(),
+            f"trying again in {wait:g} s" if later else "left for the next start",
             error,
             exc_info=attempt == 1,
-        )
-        self._later.call(
-            delay.total_seconds(), self._queue, kind, event_id, payload, received, attempt + 1
         )
 
     def _tell(self, kind: str, payload: str, error: str, received: dt.datetime) -> None:

@@ -481,7 +481,8 @@ class SlackPlatform:
     # --- commands ---------------------------------------------------------------------------
 
     def _answer(self, user_id: str, line: str, identity: str | None = None) -> Reply | Replayed:
-        # Checked here, on the pool, so a slow database still lets the ack go within 3 s.
+        # Checked here, on the pool, so a slow database still lets the ack go within 3 s;
+        # only commands that change something are (a replayed query is only answered again).
         if identity is not None and not self.replays.first(identity, "slash command"):
             return REPLAYED
         member = self._member(user_id)
@@ -516,13 +517,15 @@ class SlackPlatform:
         if not user_id:
             ack(text=text(lang, "failed"))
             return
+        line = str(body.get("text") or "")
+        changes = self.bot.commands.changes(line)
         try:
             reply = self.background.answer(
                 functools.partial(self._respond_late, respond, lang=lang),
                 self._answer,
                 user_id,
-                str(body.get("text") or ""),
-                slack_identity(req.headers, body),
+                line,
+                slack_identity(req.headers, body) if changes else None,
             )
         except Exception:
             ack(text=text(lang, "failed"), response_type="ephemeral")
