@@ -48,6 +48,7 @@ class Inbox:
     """An in-memory messenger for platform "local" that remembers every DM by user."""
 
     platform = "local"
+    resend_window = None  # find_sent always tells
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

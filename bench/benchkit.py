@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -300,7 +301,9 @@ def command_form(text: str, user: str, response_url: str) -> str:
         "api_app_id": "A0APP",
         "is_enterprise_install": "false",
         "response_url": response_url,
-        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        # Slack gives each command its own trigger_id: no two commands are the same request
+        # (the bot answers a byte-identical one as a replay, without running it).
+        "trigger_id": f"13345224609.738474920.{uuid.uuid4().hex[:19]}",
     }
     return urlencode(fields)
 

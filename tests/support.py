@@ -30,6 +30,7 @@ class Recorder:
     """An in-memory ``Messenger`` for platform "local": records every DM, thread-safely."""
 
     platform = "local"
+    resend_window = None  # find_sent always tells
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

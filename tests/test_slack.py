@@ -8,7 +8,9 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,7 @@ class Slack:
             text=line,
             user_id=user,
             response_url=f"{self.fake.base}/respond/{user}",
+            trigger_id=trigger_id(),
         )
         return self.post(urlencode(fields), "application/x-www-form-urlencoded", **kw)
 
@@ -184,8 +187,14 @@ class Slack:
         payload["container"]["message_ts"] = payload["message"]["ts"] = message_ts
         payload["response_url"] = f"{self.fake.base}/respond/action-{user}"
         payload["actions"][0].update(action_id=action_id, value=value)
+        payload["trigger_id"] = trigger_id()
         body = urlencode({"payload": json.dumps(payload)})
         return self.post(body, "application/x-www-form-urlencoded")
+
+
+def trigger_id() -> str:
+    """A fresh trigger_id: Slack gives each command and interaction its own."""
+    return f"13345224609.738474920.{uuid.uuid4().hex[:19]}"
 
 
 def slack_settings(db_url: str, fake: FakeSlack, **changes: Any) -> Any:
@@ -206,8 +215,9 @@ def slack_settings(db_url: str, fake: FakeSlack, **changes: Any) -> Any:
     return settings.model_copy(update=update)
 
 
-@pytest.fixture
-def slack(db_url: str) -> Iterator[Slack]:
+@contextmanager
+def serve_slack(db_url: str) -> Iterator[Slack]:
+    """The bot with Slack over HTTP on a fake Web API."""
     fake = FakeSlack().start()
     clock = Clock(DELIVERY_TIME)
     service = build_service(slack_settings(db_url, fake), clock=clock, schedule=False)
@@ -216,6 +226,12 @@ def slack(db_url: str) -> Iterator[Slack]:
             yield Slack(service, base, fake, clock)
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def slack(db_url: str) -> Iterator[Slack]:
+    with serve_slack(db_url) as running_bot:
+        yield running_bot
 
 
 # --- commands ---------------------------------------------------------------------------------

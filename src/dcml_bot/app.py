@@ -133,6 +133,8 @@ def build_bot(
     # admins (once per member, once per channel).
     once.on_unreachable = bot.notices.unreachable
     once.on_channel_unreachable = bot.notices.channel_unreachable
+    # So is a message a crash interrupted that the platform can no longer check (once each).
+    once.on_unverified = bot.notices.unverified
     return bot
 
 

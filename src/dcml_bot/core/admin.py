@@ -23,9 +23,9 @@ class Admin:
         """The handlers of this group."""
         return [
             Command("lab", self.lab, ("实验室",), admin=True),
-            Command("remind", self.remind, ("推送",), admin=True),
-            Command("reload", self.reload, ("重新加载",), admin=True),
-            Command("enroll", self.enroll, ("enrol", "加入"), admin=True),
+            Command("remind", self.remind, ("推送",), admin=True, changes=True),
+            Command("reload", self.reload, ("重新加载",), admin=True, changes=True),
+            Command("enroll", self.enroll, ("enrol", "加入"), admin=True, changes=True),
         ]
 
     def lab(self, who: Caller, rest: str) -> Reply:

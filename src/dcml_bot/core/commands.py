@@ -51,6 +51,8 @@ class Command:
     admin: bool = False
     # Longer lines are refused before the command sees them (a note carries a paragraph).
     max_input: int = MAX_INPUT
+    # It changes what is stored: a platform runs a replayed request for it only once.
+    changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class Commands:
         """Answer a command typed by a member."""
         who = self.caller(member)
         lang = who.language
-        line = self._strip_prefix(raw.replace("\u3000", " ")).strip()
+        line = self._line(raw)
         if not line:
             return self.help(who)
         head, _, rest = line.partition(" ")
@@ -157,6 +159,15 @@ class Commands:
         if command.admin and not who.is_admin:
             return simple(text(lang, "admin.only", command=command.name))
         return command.callback(who, rest.strip())
+
+    def changes(self, raw: str) -> bool:
+        """Whether the typed line runs a command that changes what is stored."""
+        line = self._line(raw)
+        command = self.table.get(fold(line.partition(" ")[0][:MAX_INPUT]))
+        return command is not None and command.changes and len(line) <= command.max_input
+
+    def _line(self, raw: str) -> str:
+        return self._strip_prefix(raw.replace("\u3000", " ")).strip()
 
     def _strip_prefix(self, raw: str) -> str:
         """Drop a leading ``/dcml`` (or ``dcml`` in a DM), unless ``dcml`` names a track."""

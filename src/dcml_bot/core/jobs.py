@@ -24,11 +24,15 @@ from dcml_bot.core.digest import DigestRun
 from dcml_bot.core.library import ReloadResult
 from dcml_bot.core.outbound import Stopping
 from dcml_bot.store import MemberRecord, OutboxRecord
+from dcml_bot.store.events import REQUEST
 
 log = logging.getLogger(__name__)
 
 # Feishu retries an event for about 7 hours and Slack for minutes; a week is ample.
 EVENT_MEMORY = dt.timedelta(days=7)
+# A signed request is accepted within 5 minutes of its timestamp either way, so it can come back
+# up to 10 minutes after it first did; its identity is kept that long, with a margin.
+REQUEST_MEMORY = dt.timedelta(minutes=15)
 # With catch_up off, a slot is still served this long after it passed (a restart, a slow tick).
 NO_CATCH_UP = dt.timedelta(hours=1)
 # How long ``remind`` waits for papers another live run is sending before it reports them.
@@ -202,8 +206,11 @@ class Jobs:
         return result
 
     def prune(self) -> int:
-        """Forget processed inbound event ids older than the platforms' retry windows."""
-        return self.bot.store.prune_events(self.bot.clock() - EVENT_MEMORY)
+        """Forget inbound event ids older than the platforms' retry windows, and the identities
+        of signed requests older than their replay window; returns how many."""
+        now, store = self.bot.clock(), self.bot.store
+        requests = store.prune_events(now - REQUEST_MEMORY, kind=REQUEST)
+        return requests + store.prune_events(now - EVENT_MEMORY)
 
 
 def _status(row: OutboxRecord | None) -> str | None:

@@ -51,10 +51,10 @@ class Notes:
     def commands(self) -> list[Command]:
         """The handlers of this group."""
         return [
-            Command("share", self.share, ("分享",)),
+            Command("share", self.share, ("分享",), changes=True),
             Command("who", self.who, ("谁读过",)),
             # A note is a paragraph: the line may be longer than other commands'.
-            Command("note", self.note, ("笔记",), max_input=4 * NOTE_MAX),
+            Command("note", self.note, ("笔记",), max_input=4 * NOTE_MAX, changes=True),
             Command("notes", self.notes, ("查看笔记",)),
         ]
 

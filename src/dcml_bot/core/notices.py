@@ -75,6 +75,35 @@ class AdminNotices:
 
         return self.notify(f"channel:{place.platform}:{place.channel}", reply)
 
+    def welcome_lost(
+        self, platform: str, kind: str, users: Sequence[str], error: str, since: dt.datetime
+    ) -> int:
+        """DM every admin, once per user, that a join was given up (its welcome may be missing)."""
+        sent = 0
+        for user_id in users:
+            who = f"{platform}:{user_id}"
+
+            def reply(lang: str, who: str = who) -> Reply:
+                when = since.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+                line = text(lang, "welcome.lost", who=who, since=when, error=error)
+                return Reply(blocks=(TextBlock(text=line), ContextBlock(lines=(kind,))))
+
+            sent += self.notify(f"welcome-lost:{who}", reply)
+        return sent
+
+    def unverified(self, member: MemberRecord, kind: str, key: str) -> int:
+        """DM every admin, once per message, that a recovered send was not repeated blind."""
+        who = f"{member.platform}:{member.user_id}"
+
+        def reply(lang: str) -> Reply:
+            name = member.display_name or member.user_id
+            line = text(
+                lang, "unverified", kind=kind, name=name, who=who, platform=member.platform, ref=key
+            )
+            return Reply(blocks=(TextBlock(text=line),))
+
+        return self.notify(f"unverified:{key}", reply)
+
     def notify(self, topic: str, reply: Callable[[str], Reply]) -> int:
         """Send each admin one message about ``topic``, ever; returns how many went now."""
         now, sent = self.clock(), 0

@@ -161,6 +161,8 @@ class OnceOnly:
         self.on_unreachable: Callable[[MemberRecord, str], object] | None = None
         # Told when a channel cannot be posted in (the bot is not in it, or it is gone).
         self.on_channel_unreachable: Callable[[Place, str], object] | None = None
+        # Told (member, kind, key) when a recovered letter is not sent again blind.
+        self.on_unverified: Callable[[MemberRecord, str, str], object] | None = None
 
     def send(
         self,
@@ -175,7 +177,9 @@ class OnceOnly:
         """Claim, reconcile, send and record one letter; returns the outcome.
 
         ``taken`` means another worker holds the key or it is already final. Raises Stopping
-        when the bot is shutting down before the message went out.
+        when the bot is shutting down before the message went out. A recovered claim the
+        platform cannot check, first made longer ago than the platform drops repeats for
+        (``resend_window``), is not sent again: ``failed``, dead, and the admins are told.
         """
         messenger = self.messengers.get(letter.platform)
         if messenger is None:
@@ -210,6 +214,11 @@ class OnceOnly:
                 parcel.confirm(found)
                 log.info("reconciled %s: already sent as %s", letter.key, found)
                 return RECOVERED
+            window = messenger.resend_window
+            # Measured from the row's first claim: any attempt since may have sent it.
+            if window is not None and now - claim.created_at > window:
+                self._unverified(letter, claim, window, now, tell=tell_unreachable)
+                return FAILED
         try:
             message_id = _deliver(messenger, letter, parcel.reply())
         except Stopping as exc:
@@ -224,6 +233,21 @@ class OnceOnly:
             return FAILED
         parcel.confirm(message_id)
         return SENT
+
+    def _unverified(
+        self, letter: Letter, claim: Claim, window: dt.timedelta, now: dt.datetime, *, tell: bool
+    ) -> None:
+        age = int((now - claim.created_at).total_seconds() // 60)
+        error = (
+            f"not sent again: first tried {age} min ago, and the platform drops a repeat only "
+            f"within {int(window.total_seconds() // 60)} min; it may have gone out"
+        )
+        self.store.mark_failed(
+            letter.key, worker=self.worker, error=error, retry_at=None, dead=True, now=now
+        )
+        log.warning("%s for %s recovered after a crash, %s", letter.kind, letter.key, error)
+        if tell and self.on_unverified is not None and letter.member is not None:
+            self.on_unverified(letter.member, letter.kind, letter.key)
 
     def _holder_gone(self, holder: str) -> bool:
         # This worker's own claims are never orphaned, whatever its id looks like.

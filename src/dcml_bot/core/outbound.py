@@ -3,6 +3,7 @@ sending fails."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol
 
 from dcml_bot.core.messages import Reply
@@ -28,6 +29,9 @@ class Messenger(Protocol):
     """A platform's outgoing side, as the core sees it (implemented in ``platforms/``)."""
 
     platform: str
+    # How long the platform itself drops a repeat of a message sent with the same key (Feishu's
+    # ``uuid``: one hour), when ``find_sent`` cannot tell; None when ``find_sent`` can.
+    resend_window: dt.timedelta | None
 
     def send_dm(self, user_id: str, reply: Reply, *, key: str) -> str:
         """Send a direct message carrying the once-only ``key``; returns the platform message id."""

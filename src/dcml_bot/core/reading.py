@@ -47,12 +47,12 @@ class Reading:
         """The handlers of this group."""
         return [
             Command("next", self.next, ("下一篇",)),
-            Command("done", self.done, ("已读",)),
-            Command("skip", self.skip, ("跳过",)),
+            Command("done", self.done, ("已读",), changes=True),
+            Command("skip", self.skip, ("跳过",), changes=True),
             Command("progress", self.progress, ("进度",)),
-            Command("start", self.start, ("开始",)),
-            Command("stop", self.stop, ("停止",)),
-            Command("lang", self.lang, ("language", "语言")),
+            Command("start", self.start, ("开始",), changes=True),
+            Command("stop", self.stop, ("停止",), changes=True),
+            Command("lang", self.lang, ("language", "语言"), changes=True),
         ]
 
     def buttons(self) -> list[Button]:

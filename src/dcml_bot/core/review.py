@@ -40,7 +40,7 @@ class Review:
     def commands(self) -> list[Command]:
         """The handlers of this group."""
         return [
-            Command("digest", self.digest, ("周报",), admin=True),
+            Command("digest", self.digest, ("周报",), admin=True, changes=True),
             Command("attention", self.attention, ("关注",), admin=True),
         ]
 

@@ -64,7 +64,7 @@ class Tracks:
         """The handlers of this group."""
         return [
             Command("tracks", self.list, ("方向", "directions")),
-            Command("track", self.choose, ("选择方向", "direction")),
+            Command("track", self.choose, ("选择方向", "direction"), changes=True),
         ]
 
     def buttons(self) -> list[Button]:

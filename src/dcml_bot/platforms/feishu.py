@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -58,6 +59,9 @@ UNREACHABLE = frozenset(
 # The cached tenant_access_token was revoked or expired early: fetch a new one and try again.
 STALE_TOKEN = frozenset({99991663, 99991668})
 UUID_PREFIX = "dcml-"
+# Feishu sends at most one message per uuid within an hour ("uuid ... 1 小时内至多成功发送一条");
+# five minutes less, for clock skew and a send still in flight when its claim was taken.
+UUID_WINDOW = dt.timedelta(minutes=55)
 # The bot's own identity (open_id, app name); tenant_access_token, no extra permission.
 BOT_INFO = "/open-apis/bot/v3/info"
 
@@ -213,6 +217,8 @@ class FeishuMessenger:
     """Sends cards (falling back to rich text, then text) by open_id or as message replies."""
 
     platform = PLATFORM
+    # A resend with the key's uuid is dropped by Feishu only this long after the first.
+    resend_window: dt.timedelta | None = UUID_WINDOW
 
     def __init__(
         self,
@@ -240,7 +246,8 @@ class FeishuMessenger:
         return self.send(Target("open_id", user_id, user_id), reply, uuid=delivery_uuid(key))
 
     def find_sent(self, user_id: str, key: str) -> str | None:
-        """Feishu cannot look messages up by key; the resend's ``uuid`` dedupes it instead."""
+        """Feishu cannot look messages up by key: the message list API returns no ``uuid`` and
+        nothing else of the key, so a resend is safe only within ``resend_window``."""
         return None
 
     def post(self, channel: str, reply: Reply, *, key: str, thread: str | None = None) -> str:

@@ -51,6 +51,7 @@ from dcml_bot.platforms.feishu_cards import action_of, render_card
 from dcml_bot.platforms.feishu_forms import form_of, form_ref
 from dcml_bot.platforms.first_call import FirstCall
 from dcml_bot.platforms.inbox import Inbox
+from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -329,13 +330,22 @@ class FeishuPlatform:
         self.groups = {g for g in options.groups if g} | set(self.track_groups)
         self.background = Background("feishu", metrics, workers)
         # Joins are kept from arrival until handled: a restart replays what shutdown left.
-        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock, metrics)
+        self.inbox = Inbox(
+            PLATFORM,
+            bot.store,
+            self.background,
+            bot.clock,
+            metrics,
+            on_give_up=functools.partial(bot.notices.welcome_lost, PLATFORM),
+        )
         for kind, model, work in (
             (USER_ADDED, P2ImChatMemberUserAddedV1, self._user_added),
             (P2P_ENTERED, P2ImChatAccessEventBotP2pChatEnteredV1, self._p2p_entered),
             (USER_CREATED, P2ContactUserCreatedV3, self._user_created),
         ):
-            self.inbox.register(kind, functools.partial(_from_payload, model, work))
+            self.inbox.register(kind, functools.partial(_from_payload, model, work), _joiners)
+        # A card press sent again within the 5-minute window: answered, without effect.
+        self.replays = ReplayGuard(PLATFORM, bot.store, bot.clock, metrics)
         key, token = options.encrypt_key, options.verification_token
         self.encrypted = key is not None and self.mode == "webhook"
         self.verified = token is not None
@@ -417,6 +427,7 @@ class FeishuPlatform:
         if self.connection is not None:
             self.connection.stop()
         self.messenger.close()
+        self.inbox.close()
         self.background.shutdown(grace)
 
     def wait_identity(self, timeout: float) -> bool:
@@ -689,7 +700,7 @@ class FeishuPlatform:
                 tracks=tracks,
             )
         except Exception:
-            # Raised on: the event stays in the inbox, and the next start tries it again.
+            # Raised on: the event stays in the inbox, which tries it again with back-off.
             self.metrics.errors.labels(f"feishu.{kind}").inc()
             raise
         self._event(kind, outcome)
@@ -720,6 +731,8 @@ class FeishuPlatform:
             self._event(CARD_ACTION, "unknown")
             return P2CardActionTriggerResponse({})
         action, value = parsed
+        # Each press has its own event id (and card action token); a replay carries the same.
+        press = _attr(data, "header", "event_id") or _attr(event, "token")
         message_id = _attr(event, "context", "open_message_id")
         reply = self.background.answer(
             functools.partial(self._update_late, message_id=message_id),
@@ -727,7 +740,11 @@ class FeishuPlatform:
             str(open_id),
             action,
             value,
+            str(press) if press else None,
         )
+        if isinstance(reply, Replayed):
+            self._event(CARD_ACTION, "replayed")
+            return P2CardActionTriggerResponse({})
         if reply is None:
             self._event(CARD_ACTION, "late")
             return P2CardActionTriggerResponse(
@@ -739,7 +756,12 @@ class FeishuPlatform:
             answer["card"] = {"type": "raw", "data": render_card(reply)}
         return P2CardActionTriggerResponse(answer)
 
-    def _press(self, open_id: str, action: str, value: str) -> Reply:
+    def _press(
+        self, open_id: str, action: str, value: str, press: str | None = None
+    ) -> Reply | Replayed:
+        # Checked here, on the pool, so a slow database still lets the answer go within 3 s.
+        if press is not None and not self.replays.first(f"card:{press}", f"card press ({action})"):
+            return REPLAYED
         member = self.bot.member(PLATFORM, open_id)
         return self.bot.commands.press(member, action, value)
 
@@ -804,8 +826,16 @@ class FeishuPlatform:
 
     def _update_late(self, future: Future[Any], *, message_id: Any) -> None:
         reply = future.result()
-        if message_id and reply.replaces:
+        if message_id and not isinstance(reply, Replayed) and reply.replaces:
             self.messenger.update_card(str(message_id), render_card(reply))
+
+
+def _joiners(payload: str) -> list[str]:
+    """The open_ids a kept join is about (users added, the chat opener, or the new user)."""
+    event = json.loads(payload).get("event") or {}
+    found = [(user.get("user_id") or {}).get("open_id") for user in event.get("users") or []]
+    found += [(event.get(key) or {}).get("open_id") for key in ("operator_id", "object")]
+    return [str(open_id) for open_id in found if open_id]
 
 
 def _from_payload(model: Any, work: Callable[[Any], None], payload: str) -> None:

@@ -71,6 +71,7 @@ class LocalMessenger:
     """Sends DMs by storing them; at most one message per once-only key, like a real platform."""
 
     platform = PLATFORM
+    resend_window: dt.timedelta | None = None  # find_sent looks the key up
 
     def __init__(self, store: Store, clock: Callable[[], dt.datetime]) -> None:
         self.store = store

@@ -39,6 +39,7 @@ from dcml_bot.platforms.background import Background
 from dcml_bot.platforms.first_call import FirstCall
 from dcml_bot.platforms.inbox import Inbox
 from dcml_bot.platforms.pacing import Pacing, Throttled
+from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard, slack_identity
 from dcml_bot.platforms.slack_blocks import (
     ACTION_PREFIX,
     action_name,
@@ -190,6 +191,8 @@ class SlackMessenger:
     """
 
     platform = PLATFORM
+    # find_sent reads the key back from the message's metadata: no window to keep to.
+    resend_window: dt.timedelta | None = None
 
     def __init__(
         self,
@@ -364,6 +367,13 @@ def _ts(message: str | None) -> str | None:
     return None if message is None else message.rpartition("/")[2]
 
 
+def _joiner(payload: str) -> list[str]:
+    """The user a kept join is about: a ``team_join`` user object, or ``{"user", "channel"}``."""
+    data = json.loads(payload)
+    user = data.get("id") or data.get("user")
+    return [str(user)] if user else []
+
+
 def is_person(user: dict[str, Any]) -> bool:
     """Full members only: no bots, guests (restricted), deleted users or Slackbot."""
     return not (
@@ -410,9 +420,19 @@ class SlackPlatform:
         self.track_channels = {c: tuple(t) for c, t in options.track_channels.items() if c and t}
         self._channel_names: dict[str, str] = {}
         self.background = Background("slack", metrics, workers)
-        self.inbox = Inbox(PLATFORM, bot.store, self.background, bot.clock, metrics)
-        self.inbox.register("team_join", self._team_join)
-        self.inbox.register("member_joined_channel", self._channel_joined)
+        # A join that fails (users.info down) is tried again while running, then given up.
+        self.inbox = Inbox(
+            PLATFORM,
+            bot.store,
+            self.background,
+            bot.clock,
+            metrics,
+            on_give_up=functools.partial(bot.notices.welcome_lost, PLATFORM),
+        )
+        self.inbox.register("team_join", self._team_join, _joiner)
+        self.inbox.register("member_joined_channel", self._channel_joined, _joiner)
+        # A captured command or press sent again within its signature's 5 minutes: no effect.
+        self.replays = ReplayGuard(PLATFORM, bot.store, bot.clock, metrics)
         secret = options.signing_secret
         self.app = App(
             # The name Bolt would derive from its caller's file; without it Bolt calls
@@ -486,6 +506,7 @@ class SlackPlatform:
         if self.socket is not None and self.first_call.connected.is_set():
             self.socket.close()  # type: ignore[no-untyped-call]
         self.messenger.close()
+        self.inbox.close()
         self.background.shutdown(grace)
 
     def drain(self, timeout: float = 10.0) -> None:
@@ -528,7 +549,11 @@ class SlackPlatform:
 
     # --- commands ---------------------------------------------------------------------------
 
-    def _answer(self, user_id: str, line: str) -> Reply:
+    def _answer(self, user_id: str, line: str, identity: str | None = None) -> Reply | Replayed:
+        # Checked here, on the pool, so a slow database still lets the ack go within 3 s;
+        # only commands that change something are (a replayed query is only answered again).
+        if identity is not None and not self.replays.first(identity, "slash command"):
+            return REPLAYED
         member = self._member(user_id)
         return self.bot.commands.handle(member, line)
 
@@ -552,19 +577,24 @@ class SlackPlatform:
             now=self.bot.clock(),
         )
 
-    def _on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def _on_command(
+        self, ack: Ack, body: dict[str, Any], respond: Respond, req: BoltRequest
+    ) -> None:
         started = time.perf_counter()
         user_id = str(body.get("user_id") or "")
         lang = self.options.language
         if not user_id:
             ack(text=text(lang, "failed"))
             return
+        line = str(body.get("text") or "")
+        changes = self.bot.commands.changes(line)
         try:
             reply = self.background.answer(
                 functools.partial(self._respond_late, respond, lang=lang),
                 self._answer,
                 user_id,
-                str(body.get("text") or ""),
+                line,
+                slack_identity(req.headers, body) if changes else None,
             )
         except Exception:
             ack(text=text(lang, "failed"), response_type="ephemeral")
@@ -573,6 +603,9 @@ class SlackPlatform:
         if reply is None:
             ack(text=text(lang, "busy"), response_type="ephemeral")
             self.metrics.commands.labels(PLATFORM, "late").inc()
+            return
+        if isinstance(reply, Replayed):
+            ack()
             return
         pages = self.render(reply)
         first = pages[0]
@@ -592,7 +625,8 @@ class SlackPlatform:
         except Exception:
             respond(text=text(lang, "failed"), response_type="ephemeral")
             return
-        self._respond_pages(respond, render_message(reply))
+        if not isinstance(reply, Replayed):
+            self._respond_pages(respond, render_message(reply))
 
     # --- events -----------------------------------------------------------------------------
 
@@ -736,12 +770,25 @@ class SlackPlatform:
     # --- buttons ----------------------------------------------------------------------------
 
     def _on_action(
-        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        self,
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Respond,
+        req: BoltRequest,
     ) -> None:
         ack()
-        self._submit(self._press, body, action, respond)
+        self._submit(self._press, body, action, respond, slack_identity(req.headers, body))
 
-    def _press(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def _press(
+        self,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Respond,
+        identity: str | None = None,
+    ) -> None:
+        if identity is not None and not self.replays.first(identity, "button press"):
+            return
         user = body.get("user") or {}
         member = self._member(str(user["id"]))
         name = action_name(str(action.get("action_id", "")))

@@ -13,6 +13,10 @@ from dcml_bot.store.schema import ProcessedEvent
 
 logger = logging.getLogger(__name__)
 
+# The kind of a signed request's identity (a Slack signature, a Feishu card action's event id),
+# recorded so a replay inside the freshness window has no effect; kept only for that window.
+REQUEST = "request"
+
 
 class EventStore(StoreBase):
     """Event ids already seen, so a redelivered event runs once; and the joins still to do."""
@@ -73,8 +77,11 @@ class EventStore(StoreBase):
                 for row in session.execute(query)
             ]
 
-    def prune_events(self, older_than: dt.datetime) -> int:
-        """Forget events received before ``older_than``; return how many."""
+    def prune_events(self, older_than: dt.datetime, *, kind: str | None = None) -> int:
+        """Forget events received before ``older_than`` (only those of ``kind``, if given);
+        return how many."""
+        statement = delete(ProcessedEvent).where(ProcessedEvent.received_at < older_than)
+        if kind is not None:
+            statement = statement.where(ProcessedEvent.kind == kind)
         with self._write.begin() as session:
-            statement = delete(ProcessedEvent).where(ProcessedEvent.received_at < older_than)
             return _dml(session, statement).rowcount
