@@ -20,7 +20,7 @@ from dcml_bot.core.delivery import (
     DeliveryReport,
     weekly_key,
 )
-from dcml_bot.core.library import ReloadResult
+from dcml_bot.core.library import REJECTED, RUNNING, ReloadResult
 from dcml_bot.core.outbound import Stopping
 from dcml_bot.store import MemberRecord, OutboxRecord
 
@@ -160,9 +160,12 @@ class Jobs:
         return sent
 
     def refresh_catalog(self) -> ReloadResult:
-        """Fetch the catalog again; tell the admins once about each new problem."""
+        """Fetch the catalog again (not when a reload is running); tell the admins once about
+        each new problem."""
         result = self.bot.library.reload()
-        if result.status == "rejected":
+        if result.status == RUNNING:
+            log.info("catalog refresh skipped: a reload is running since %s", result.started)
+        elif result.status == REJECTED:
             self.bot.notices.catalog_rejected(result)
         return result
 
