@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/bench_health.py [--members 10000] [--database-url UR
 In process, on a temporary SQLite file (or ``--database-url``, emptied first: give a throwaway
 PostgreSQL database) with ``--members`` members: the median and p99 of 300 ``Service.health()``
 calls of a local-lab service (the database ping, the write probe: a row inserted and rolled
-back, the workers and the scheduler), then the median of 10 ``open_store`` calls (on SQLite:
+back, the workers and the scheduler), then the median of 30 ``open_store`` calls (on SQLite:
 the header check and ``PRAGMA quick_check`` included), next to ``PRAGMA quick_check`` alone and a
 bare ``SELECT 1``. ``PYTHONPATH=<checkout>/src`` measures that checkout (before / after).
 """
@@ -92,7 +92,7 @@ def main() -> None:
             pct(checks, 0.99) * 1000,
             ok,
         )
-        opens = timed(lambda: open_store(url).dispose(), 10)
+        opens = timed(lambda: open_store(url).dispose(), 30)
         engine = create_engine(url)
         with engine.connect() as connection:
             select = timed(lambda: connection.execute(text("SELECT 1")).all(), 300)
