@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,10 +51,6 @@ class _Run:
     result: ReloadResult | None = None
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class CatalogLibrary:
     """Holds the served catalog: one guide, or an index and its tracks' guides."""
 
@@ -66,7 +62,6 @@ class CatalogLibrary:
         link_base: str | None = None,
         tracks: Mapping[str, TrackSource] | None = None,
         limits: FetchLimits | None = None,
-        clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         # Guards the fields below, never a download: held for a swap or a check only.
         self._state = threading.Condition()
@@ -81,7 +76,6 @@ class CatalogLibrary:
         )
         self._catalog: Catalog | None = None
         self._run: _Run | None = None
-        self._clock = clock
 
     @property
     def source(self) -> str:
@@ -142,7 +136,7 @@ class CatalogLibrary:
                 return self._stopped()
             if self._run is not None:
                 return ReloadResult(RUNNING, self._catalog, started=self._run.started)
-            run = self._run = _Run(started=self._clock())
+            run = self._run = _Run(started=dt.datetime.now(dt.UTC))
             guides = self._guides
         # A thread of its own (a daemon): shutdown never waits for a download to end.
         threading.Thread(
