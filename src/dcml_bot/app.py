@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # Seconds Service.stop gives work under way; with uvicorn's own 2 s, SIGTERM exits within 5 s.
 STOP_GRACE = 2.5
+# Seconds every worker of a platform may stay busy before /healthz calls it stuck: longer than
+# any task of the bot's own (an API call's timeout, a catalog download's deadline).
+STALL_AFTER = 60.0
 
 
 def build_bot(
@@ -244,6 +247,7 @@ class Service:
     jobs: Jobs
     scheduler: Scheduler | None
     platforms: list[Platform] = field(default_factory=list)
+    stall_after: float = STALL_AFTER
 
     def start(self) -> None:
         """Start platforms, then the scheduler."""
@@ -262,6 +266,7 @@ class Service:
         """
         deadline = time.monotonic() + grace
         self.jobs.stop()
+        self.bot.library.close()  # a catalog download under way is abandoned, not waited for
         for platform in reversed(self.platforms):
             try:
                 platform.stop(max(deadline - time.monotonic(), 0.1))
@@ -272,37 +277,71 @@ class Service:
         self.bot.close()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Whether the bot can work, and the details /healthz reports."""
-        database = self.bot.store.ping()
+        """Whether the bot can work, and the details /healthz reports; ``failed`` names each
+        part that cannot: database, catalog, connections.<platform>, workers.<platform>,
+        scheduler."""
+        from dcml_bot.platforms.background import Background
+
+        failed: list[str] = []
+        reachable = self.bot.store.ping()
+        problem = self.bot.store.write_problem() if reachable else "unreachable"
+        database: dict[str, Any] = {"reachable": reachable, "writable": problem is None}
+        if problem is not None:
+            database["error"] = problem
+            failed.append("database")
         catalog = self.bot.library.current
-        next_run = self.scheduler.next_run() if self.scheduler is not None else None
         if catalog is not None:
             self.metrics.catalog_items.set(len(catalog.entries))
+        else:
+            failed.append("catalog")
         connections = {platform.name: platform.health() for platform in self.platforms}
-        connected = all(c.get("state") == "connected" for c in connections.values())
-        ok = database and catalog is not None and connected
+        failed += [
+            f"connections.{name}"
+            for name, c in connections.items()
+            if c.get("state") != "connected"
+        ]
+        workers: dict[str, Any] = {}
+        for platform in self.platforms:
+            pool = getattr(platform, "background", None)
+            if isinstance(pool, Background):
+                load = pool.load()
+                stuck = load.all_busy > self.stall_after
+                workers[platform.name] = {**load.as_dict(), "stuck": stuck}
+                if stuck:
+                    failed.append(f"workers.{platform.name}")
+        next_run = self.scheduler.next_run() if self.scheduler is not None else None
+        scheduler: dict[str, Any] = {
+            "next_run": next_run.astimezone(dt.UTC).isoformat() if next_run else None,
+            "timezone": self.settings.timezone,
+        }
+        if self.scheduler is not None:
+            ticking, ticks = self.scheduler.health()
+            scheduler.update(ticks)
+            if not ticking:
+                failed.append("scheduler")
+        reloading = self.bot.library.reloading
         body = {
-            "status": "ok" if ok else "degraded",
+            "status": "degraded" if failed else "ok",
+            "failed": failed,
             "catalog": {
                 "source": self.bot.library.source,
                 "items": len(catalog.entries) if catalog is not None else 0,
+                "reloading_since": reloading.isoformat() if reloading else None,
             },
             "platforms": sorted(self.bot.messengers),
             "connections": connections,
-            "database": {"reachable": database},
-            "scheduler": {
-                "next_run": next_run.astimezone(dt.UTC).isoformat() if next_run else None,
-                "timezone": self.settings.timezone,
-            },
+            "workers": workers,
+            "database": database,
+            "scheduler": scheduler,
         }
-        return ok, body
+        return not failed, body
 
 
 def build_service(
     settings: Settings,
     *,
     clock: Callable[[], dt.datetime] = utc_now,
-    tick_minutes: int = 15,
+    tick_minutes: float = 15,
     schedule: bool = True,
 ) -> Service:
     """Wire everything ``serve`` runs: the bot, each enabled platform, metrics, the scheduler."""

@@ -374,10 +374,11 @@ def catalog_show(
 def _service(settings: Settings, *, schedule: bool) -> Service:
     """Everything ``serve`` runs, every configured platform included; one-line start-up errors."""
     from dcml_bot.app import build_service
+    from dcml_bot.store.database import DatabaseFileError
 
     try:
         return build_service(settings, schedule=schedule)
-    except CatalogError as exc:
+    except (CatalogError, DatabaseFileError) as exc:
         raise _fail(str(exc)) from None
     except Exception as exc:  # the database or a platform is unreachable: one line, no traceback
         log.debug("start-up failed", exc_info=True)
@@ -594,8 +595,12 @@ def console(
     settings = _settings()
     _say_where(settings)
     configure_logging(settings.log_level, everything=settings.log_all)
+    from dcml_bot.store.database import DatabaseFileError
+
     try:
         store = open_store(settings.database_url)
+    except DatabaseFileError as exc:
+        raise _fail(str(exc)) from None
     except Exception as exc:  # the database URL or server is wrong: one line, no traceback
         raise _fail(
             f"database {settings.database_url.split('@')[-1]}: {exc.__class__.__name__}: {exc}"

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -17,6 +20,8 @@ log = logging.getLogger(__name__)
 
 WEEKLY_JOB, TICK_JOB, REFRESH_JOB, PRUNE_JOB = "weekly", "catch-up", "catalog-refresh", "prune"
 REVIEW_JOB = "weekly-review"
+# Ticks missed in a row before /healthz calls the scheduler stale.
+STALE_TICKS = 2
 
 
 class Scheduler:
@@ -27,10 +32,14 @@ class Scheduler:
         jobs: Jobs,
         settings: Settings,
         *,
-        tick_minutes: int = 15,
+        tick_minutes: float = 15,
         first_tick: dt.timedelta = dt.timedelta(seconds=5),
     ) -> None:
         self.jobs = jobs
+        self.tick = dt.timedelta(minutes=tick_minutes)
+        self.first_tick = min(first_tick, self.tick)
+        self._started: float | None = None  # time.monotonic() at start()
+        self._last_tick: tuple[float, dt.datetime] | None = None  # the last delivery run done
         self._scheduler = BackgroundScheduler(
             timezone=settings.timezone,
             # Overlapping or missed runs collapse into one; the outbox makes extra runs harmless.
@@ -65,11 +74,11 @@ class Scheduler:
         # served by this tick; it is cheap when nothing is due.
         self._scheduler.add_job(
             jobs.deliver,
-            IntervalTrigger(minutes=tick_minutes),
+            IntervalTrigger(seconds=self.tick.total_seconds()),
             id=TICK_JOB,
             name="catch-up and retries",
             # Soon after start, so a week missed while the bot was down goes out now.
-            next_run_time=dt.datetime.now(dt.UTC) + first_tick,
+            next_run_time=dt.datetime.now(dt.UTC) + self.first_tick,
         )
         if settings.catalog_is_url and settings.catalog_refresh_minutes > 0:
             self._scheduler.add_job(
@@ -81,9 +90,32 @@ class Scheduler:
         self._scheduler.add_job(
             jobs.prune, IntervalTrigger(hours=6), id=PRUNE_JOB, name="forget old event ids"
         )
+        self._scheduler.add_listener(self._ran, EVENT_JOB_EXECUTED)
+
+    def _ran(self, event: JobExecutionEvent) -> None:
+        # A delivery run that returned None was skipped (another still runs): not a tick done.
+        if event.job_id in {WEEKLY_JOB, TICK_JOB} and event.retval is not None:
+            self._last_tick = (time.monotonic(), dt.datetime.now(dt.UTC))
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether delivery runs complete: not once it has stopped, nor when STALE_TICKS ticks in
+        a row have not (they failed, or one run hangs); counted from the first tick till one has."""
+        last = self._last_tick
+        since = last[0] if last else self._started
+        if since is not None and last is None:
+            since += self.first_tick.total_seconds()
+        late = time.monotonic() - since if since is not None else 0.0
+        stale = late > STALE_TICKS * self.tick.total_seconds()
+        running = self._scheduler.running
+        return not stale and (running or self._started is None), {
+            "running": running,
+            "last_tick": last[1].isoformat() if last else None,
+            "stale": stale,
+        }
 
     def start(self) -> None:
         """Start the background thread."""
+        self._started = time.monotonic()
         self._scheduler.start()
         log.info("scheduler started; next weekly run %s", self.next_run())
 

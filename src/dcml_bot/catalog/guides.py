@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import operator
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,11 +61,13 @@ class Feed:
         location: str,
         http: httpx.Client | None = None,
         limits: FetchLimits | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.location = location  # what is read: a URL may hold credentials
         self.shown = redact(location)  # what errors, logs and pages show
         self._http = http
         self._limits = limits
+        self._cancel = cancel
         self._etag: str | None = None
         self._last_modified: str | None = None
 
@@ -77,7 +80,9 @@ class Feed:
             headers["If-None-Match"] = self._etag
         if self._last_modified:
             headers["If-Modified-Since"] = self._last_modified
-        fetched = fetch_catalog(self.location, self._http, headers, self._limits)
+        fetched = fetch_catalog(
+            self.location, self._http, headers, self._limits, cancel=self._cancel
+        )
         if fetched is None:
             return None
         text = decode_catalog(fetched.content, self.shown)
@@ -125,6 +130,7 @@ class Guides:
         tracks: Mapping[str, TrackSource] | None = None,
         http: httpx.Client | None = None,
         limits: FetchLimits | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self._location = location  # what is read: a URL may hold credentials
         self.location = redact(location)  # what errors, logs, /healthz and the lab show
@@ -132,6 +138,7 @@ class Guides:
         self.explicit = dict(tracks or {})
         self.http = http
         self.limits = limits
+        self.cancel = cancel  # once set, downloads under way give up (the bot is stopping)
         self._guides: dict[str, _Guide] = {}
         self._served: Catalog | None = None
         self._parts: tuple[Catalog, ...] = ()  # what _served was built from
@@ -140,7 +147,7 @@ class Guides:
 
     def _guide(self, location: str) -> _Guide:
         if location not in self._guides:
-            self._guides[location] = _Guide(Feed(location, self.http, self.limits))
+            self._guides[location] = _Guide(Feed(location, self.http, self.limits, self.cancel))
         return self._guides[location]
 
     def _base_of(self, location: str) -> str | None:

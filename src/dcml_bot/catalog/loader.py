@@ -93,18 +93,22 @@ def fetch_catalog(
     client: httpx.Client | None = None,
     headers: dict[str, str] | None = None,
     limits: FetchLimits | None = None,
+    *,
+    cancel: threading.Event | None = None,
 ) -> Fetched | None:
     """GET a catalog URL within ``limits``: the guide, or None for 304 Not Modified.
 
     Raises CatalogError, one line naming the limit, the status or the network failure.
+    ``cancel``, once set, ends the download at its next chunk (the bot is stopping).
     """
     limits = limits or FetchLimits()
     outcome: list[Fetched | BaseException | None] = []
     stop = threading.Event()
+    stopped = (stop, cancel) if cancel is not None else (stop,)
 
     def download() -> None:
         try:
-            outcome.append(_download(url, client, headers or {}, limits, stop))
+            outcome.append(_download(url, client, headers or {}, limits, stopped))
         except BaseException as exc:  # handed to the caller
             outcome.append(exc)
 
@@ -130,7 +134,7 @@ def _download(
     client: httpx.Client | None,
     headers: dict[str, str],
     limits: FetchLimits,
-    stop: threading.Event,
+    stop: tuple[threading.Event, ...],
 ) -> Fetched | None:
     import httpx
 
@@ -210,7 +214,7 @@ def _redirect(shown: str, current: str, location: str, origin: str, limits: Fetc
 
 
 def _read_body(
-    shown: str, response: httpx.Response, limits: FetchLimits, stop: threading.Event
+    shown: str, response: httpx.Response, limits: FetchLimits, stop: tuple[threading.Event, ...]
 ) -> bytes:
     """The body, decoded, refused as soon as it (or its compressed form) passes the size cap."""
     too_big = CatalogError(
@@ -229,8 +233,8 @@ def _read_body(
     wire = 0
     try:
         for chunk in response.iter_raw():
-            if stop.is_set():
-                raise CatalogError(f"{shown}: download abandoned at the deadline")
+            if any(event.is_set() for event in stop):
+                raise CatalogError(f"{shown}: download abandoned (deadline or shutdown)")
             wire += len(chunk)
             if wire > limits.max_bytes:
                 raise too_big

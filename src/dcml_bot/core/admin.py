@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from zoneinfo import ZoneInfo
 
 from dcml_bot.core.commands import Caller, Command, Services
 from dcml_bot.core.i18n import text
 from dcml_bot.core.lab_table import bar, lab_rows
+from dcml_bot.core.library import LOADED, REJECTED, RUNNING, STOPPED
 from dcml_bot.core.messages import Block, ContextBlock, Reply, TextBlock
 from dcml_bot.core.plan import week_of
 from dcml_bot.core.replies import simple
@@ -84,19 +86,26 @@ class Admin:
         )
 
     def reload(self, who: Caller, rest: str) -> Reply:
-        """``reload``: read the guides again; a broken guide is refused, the rest served."""
+        """``reload``: read the guides again; a broken guide is refused, the rest served. While
+        one runs, another ``reload`` says so at once (it never queues behind the download)."""
         lang = who.language
         library = self.services.library
         result = library.reload()
         count = len(result.catalog.entries) if result.catalog else 0
-        if result.status == "rejected":
+        if result.status == RUNNING and result.started is not None:
+            zone = ZoneInfo(self.services.profiles.timezone(who.member))
+            started = f"{result.started.astimezone(zone):%H:%M}"
+            return simple(text(lang, "reload.running", started=started, count=count))
+        if result.status == STOPPED:
+            return simple(text(lang, "reload.stopped"))
+        if result.status == REJECTED:
             return Reply(
                 blocks=(
                     TextBlock(text=text(lang, "reload.bad", count=count)),
                     ContextBlock(lines=result.errors[:10]),
                 )
             )
-        key = "reload.ok" if result.status == "loaded" else "reload.same"
+        key = "reload.ok" if result.status == LOADED else "reload.same"
         lines = tuple(str(p) for p in result.warnings[:10])
         blocks: list[Block] = [TextBlock(text=text(lang, key, count=count, source=library.source))]
         if lines:

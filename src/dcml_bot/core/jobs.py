@@ -21,7 +21,7 @@ from dcml_bot.core.delivery import (
     weekly_key,
 )
 from dcml_bot.core.digest import DigestRun
-from dcml_bot.core.library import ReloadResult
+from dcml_bot.core.library import REJECTED, RUNNING, ReloadResult
 from dcml_bot.core.outbound import Stopping
 from dcml_bot.store import MemberRecord, OutboxRecord
 from dcml_bot.store.events import REQUEST
@@ -199,9 +199,12 @@ class Jobs:
         return self.bot.digest.run(self.bot.clock(), week=week, dry_run=dry_run, reopen=reopen)
 
     def refresh_catalog(self) -> ReloadResult:
-        """Fetch the catalog again; tell the admins once about each new problem."""
+        """Fetch the catalog again (not when a reload is running); tell the admins once about
+        each new problem."""
         result = self.bot.library.reload()
-        if result.status == "rejected":
+        if result.status == RUNNING:
+            log.info("catalog refresh skipped: a reload is running since %s", result.started)
+        elif result.status == REJECTED:
             self.bot.notices.catalog_rejected(result)
         return result
 

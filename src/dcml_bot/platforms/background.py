@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Any
 
 from dcml_bot.core.metrics import Metrics
@@ -19,15 +20,38 @@ log = logging.getLogger(__name__)
 ANSWER_BUDGET = 2.0
 
 
+@dataclass(frozen=True)
+class Load:
+    """How busy a pool is now (what /healthz reports)."""
+
+    workers: int  # threads: tasks that can run at once
+    running: int
+    queued: int  # submitted, not started
+    oldest: float  # seconds the longest-running task has run (0.0: none runs)
+    all_busy: float  # seconds every worker has been busy: the newest task's age (0.0: one is free)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as JSON-ready values."""
+        return {
+            "workers": self.workers,
+            "running": self.running,
+            "queued": self.queued,
+            "oldest_running_seconds": round(self.oldest, 1),
+            "all_busy_seconds": round(self.all_busy, 1),
+        }
+
+
 class Background:
     """A thread pool whose failures are logged and counted, and whose queue can be awaited."""
 
     def __init__(self, name: str, metrics: Metrics, workers: int = 8) -> None:
         self.name = name
         self.metrics = metrics
+        self.workers = workers
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._pending: set[Future[Any]] = set()
         self._replayable: set[Future[Any]] = set()
+        self._started: dict[int, float] = {}  # thread id -> when its task began (monotonic)
         self._lock = threading.Lock()
 
     def submit(self, work: Callable[..., Any], *args: Any, replayable: bool = False) -> Future[Any]:
@@ -83,12 +107,30 @@ class Background:
             log.info("%s: %d queued task(s) left for the next start", self.name, dropped)
         return dropped
 
+    def load(self) -> Load:
+        """Workers, tasks running and queued, and how long they have been running."""
+        now = time.monotonic()
+        with self._lock:
+            ages = sorted(now - started for started in self._started.values())
+            queued = sum(1 for future in self._pending if not (future.running() or future.done()))
+        busy = len(ages) >= self.workers
+        return Load(
+            workers=self.workers,
+            running=len(ages),
+            queued=queued,
+            oldest=ages[-1] if ages else 0.0,
+            all_busy=ages[0] if busy else 0.0,
+        )
+
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
             self._pending.discard(future)
             self._replayable.discard(future)
 
     def _guarded(self, work: Callable[..., Any], *args: Any) -> Any:
+        thread = threading.get_ident()
+        with self._lock:
+            self._started[thread] = time.monotonic()
         try:
             return work(*args)
         except Stopping:
@@ -98,6 +140,9 @@ class Background:
             self.metrics.errors.labels(f"{self.name}.{_name(work)}").inc()
             log.exception("%s: background work failed", self.name)
             raise
+        finally:
+            with self._lock:
+                del self._started[thread]
 
 
 def _name(work: Callable[..., Any]) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartException
@@ -316,8 +317,15 @@ class LocalWebPlatform:
         return self._back(values, f"The lab clock is now {now}; {sent} weekly paper(s) went out.")
 
     def reload(self, values: dict[str, str]) -> str:
-        """Read the catalog again; a broken version is refused and its problems shown."""
+        """Read the catalog again; a broken version is refused and its problems shown; while a
+        reload runs, say since when (it is not started twice)."""
         result = self.bot.library.reload()
+        if result.status == "running" and result.started is not None:
+            zone = ZoneInfo(self.bot.profiles.lab_timezone)
+            started = f"{result.started.astimezone(zone):%H:%M}"
+            return self._back(values, f"A reload is already running, started {started}.")
+        if result.status == "stopped":
+            return self._back(values, None, "Catalog not reloaded: the bot is stopping.")
         if result.status == "rejected":
             return self._back(values, None, "Catalog refused: " + " | ".join(result.errors[:5]))
         count = len(result.catalog.entries) if result.catalog else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,13 +13,23 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     Executable,
+    insert,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from dcml_bot.store.database import single_reader, writer
+from dcml_bot.store.database import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    WRITE_OPTION,
+    single_reader,
+    writer,
+)
+from dcml_bot.store.schema import ProcessedEvent
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
@@ -26,6 +37,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE = dt.timedelta(minutes=5)
+# How long the health probe waits for another writer's lock: longer than any write of the bot's.
+PROBE_WAIT_MS = 2_000
 # Ids per IN (...) list: below the 999 bound parameters older SQLite builds allow.
 _IN_BATCH = 900
 
@@ -45,6 +58,20 @@ def _due(
 ) -> ColumnElement[bool]:
     """True when ``column`` is unset or not after ``now``."""
     return or_(column.is_(None), column <= now)
+
+
+def _busy_timeout(connection: Connection, milliseconds: int) -> None:
+    """Set a pooled SQLite connection's lock patience, outside any transaction."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA busy_timeout={milliseconds}")
+
+
+def _one_line(exc: Exception) -> str:
+    """The database's own message, first line, without SQLAlchemy's statement and links."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def _escape_like(text: str) -> str:
@@ -81,6 +108,38 @@ class StoreBase:
             logger.warning("database ping failed", exc_info=True)
             return False
         return True
+
+    def write_problem(self) -> str | None:
+        """None when the bot can write now, else why not (one line): a row is inserted where
+        the platforms' events go and rolled back, waiting at most PROBE_WAIT_MS for a lock."""
+        row = {
+            "platform": "healthz",
+            "event_id": uuid.uuid4().hex,
+            "received_at": dt.datetime.now(dt.UTC),
+        }
+        try:
+            with self.engine.connect() as connection:
+                on_sqlite = self._dialect == "sqlite"
+                if on_sqlite:  # pooled: its usual patience is given back below
+                    _busy_timeout(connection, PROBE_WAIT_MS)
+                try:
+                    connection.execution_options(**{WRITE_OPTION: True})
+                    with connection.begin() as transaction:
+                        if not on_sqlite:  # SET LOCAL: ends with the transaction
+                            connection.execute(text(f"SET LOCAL lock_timeout = {PROBE_WAIT_MS}"))
+                            connection.execute(
+                                text(f"SET LOCAL statement_timeout = {PROBE_WAIT_MS}")
+                            )
+                        connection.execute(insert(ProcessedEvent).values(**row))
+                        transaction.rollback()
+                finally:
+                    if on_sqlite:
+                        _busy_timeout(connection, SQLITE_BUSY_TIMEOUT_MS)
+        except Exception as exc:  # whatever the driver raises, /healthz says it in one line
+            problem = _one_line(exc)
+            logger.warning("database write probe failed: %s", problem)
+            return problem
+        return None
 
     def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
         if self._dialect == "postgresql":

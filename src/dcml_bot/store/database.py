@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 if TYPE_CHECKING:
@@ -38,13 +41,27 @@ _MIGRATION_LOCK_ID = 0x64636D6C6D696772
 
 _TRUE = {"1", "true", "yes", "on"}
 
+# The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+_RESTORE = (
+    "restore it from a backup (README, Operations: Backup), or move it away to start with "
+    "an empty database"
+)
+
+
+class DatabaseFileError(Exception):
+    """An existing SQLite file that is not a usable database; it is left as it is."""
+
 
 def make_engine(url: str) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URL, configured for safe concurrent use."""
     sa_url = make_url(url)
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
-        _ensure_sqlite_directory(sa_url)
+        path = sqlite_path(sa_url)
+        if path is not None:
+            _ensure_sqlite_directory(path)
+            _prepare_sqlite_file(path)
         engine = create_engine(sa_url)
         _configure_sqlite(engine)
         return engine
@@ -69,16 +86,88 @@ def writer(engine: Engine) -> Engine:
     return engine.execution_options(**{WRITE_OPTION: True})
 
 
-def _ensure_sqlite_directory(url: URL) -> None:
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory or URI database."""
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
-        return
+        return None
     if str(url.query.get("uri", "")).lower() in _TRUE:
-        return
-    directory = Path(database).parent
+        return None
+    return Path(database)
+
+
+def _ensure_sqlite_directory(path: Path) -> None:
+    directory = path.parent
     if not directory.exists():
         logger.info("creating directory %s for the SQLite database", directory)
         directory.mkdir(parents=True, exist_ok=True)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create a new database file whole, or refuse an existing one that is not a database.
+
+    SQLite takes an empty file for a new database: an emptied or truncated file would be given
+    a fresh schema (every member gone) without a word. Nothing is written to a refused file.
+    """
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        _create_sqlite(path)
+        return
+    except OSError as exc:
+        raise DatabaseFileError(f"{path}: cannot read the database file: {exc.strerror}") from None
+    if not header:
+        raise DatabaseFileError(
+            f"{path}: the database file is empty (0 bytes); not starting a new database over "
+            f"it: {_RESTORE}"
+        )
+    if header != SQLITE_HEADER:
+        raise DatabaseFileError(
+            f"{path}: not an SQLite database (its first bytes are not 'SQLite format 3'); "
+            f"not using it: {_RESTORE}"
+        )
+
+
+def _create_sqlite(path: Path) -> None:
+    """A new database, its header written before the file appears under its name: a process
+    starting at the same moment never meets it empty (and refuses it)."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(handle)
+    draft = Path(name)
+    connection = sqlite3.connect(draft)
+    try:
+        _use_wal(connection.cursor())  # writes the header: the file is a database from now on
+    finally:
+        connection.close()
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process created it first: theirs is used
+    except OSError:  # a file system without hard links
+        if not path.exists():
+            draft.replace(path)
+    finally:
+        draft.unlink(missing_ok=True)
+
+
+def verify_sqlite(engine: Engine) -> None:
+    """Refuse a SQLite database whose pages are damaged (PRAGMA quick_check), before use."""
+    path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
+    if path is None:
+        return
+    try:
+        with engine.connect() as connection:
+            found = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA quick_check")]
+    except OperationalError:
+        raise  # cannot open or lock it: not a sign of damage
+    except DatabaseError as exc:  # "file is not a database", "disk image is malformed"
+        found = [str(exc.orig).strip() or exc.__class__.__name__]
+    if found != ["ok"]:
+        raise DatabaseFileError(
+            f"{path}: the SQLite database is damaged (quick_check: {found[0]}); "
+            f"not using it: {_RESTORE}"
+        )
 
 
 def _use_wal(cursor: sqlite3.Cursor) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from dcml_bot.store.database import HEAD_REVISION, current_revision, make_engine, upgrade
+from dcml_bot.store.database import (
+    HEAD_REVISION,
+    current_revision,
+    make_engine,
+    upgrade,
+    verify_sqlite,
+)
 from dcml_bot.store.events import EventStore
 from dcml_bot.store.lab import LabStore
 from dcml_bot.store.members import MemberStore
@@ -28,9 +34,14 @@ class Store(
 
 
 def open_store(url: str) -> Store:
-    """Create an engine for ``url``, migrate it to head and wrap it in a ``Store``."""
+    """Create an engine for ``url``, check and migrate it to head, wrap it in a ``Store``.
+
+    Raises DatabaseFileError for a SQLite file that exists but is empty, not a database or
+    damaged (it is left untouched).
+    """
     engine: Engine = make_engine(url)
     try:
+        verify_sqlite(engine)
         if current_revision(engine) != HEAD_REVISION:
             upgrade(engine)
     except BaseException:
