@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ class Notes(Slack):
     """A running bot with Slack, whose fake Web API also opens modals."""
 
     views: SlackViews
+    last_submission: str = ""
 
     def press_input(self, user: str, value: str, trigger: str) -> httpx.Response:
         payload = json.loads((PAYLOADS / "slack_block_actions.json").read_text())
@@ -38,7 +40,9 @@ class Notes(Slack):
             urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
         )
 
-    def submit(self, user: str, view: dict[str, Any], typed: str) -> httpx.Response:
+    def submit(
+        self, user: str, view: dict[str, Any], typed: str, *, timestamp: int | None = None
+    ) -> httpx.Response:
         payload = json.loads((PAYLOADS / "slack_view_submission.json").read_text())
         payload["user"]["id"] = user
         payload["trigger_id"] = self.views.issue()
@@ -48,9 +52,8 @@ class Notes(Slack):
             private_metadata=view["private_metadata"],
             state={"values": {"text": {"text": {"type": "plain_text_input", "value": typed}}}},
         )
-        return self.post(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
-        )
+        self.last_submission = urlencode({"payload": json.dumps(payload)})
+        return self.post(self.last_submission, FORM, timestamp=timestamp)
 
     def open_box(self, user: str, value: str) -> dict[str, Any]:
         """Press the note button; the modal Slack was asked to open."""
@@ -195,3 +198,20 @@ def test_share_off_hides_a_member_from_who_the_weekly_dm_and_notes(slack: Notes)
     shown = json.dumps(weekly["blocks"], ensure_ascii=False)
     assert "Ann &lt;b&gt;Lee&lt;/b&gt; — ask them" in shown and "Shy Sam" not in shown
     assert "<@" not in shown  # names, never mentions
+
+
+def test_a_replayed_submission_saves_no_second_note(slack: Notes) -> None:
+    heard: list[int] = []
+    slack.service.bot.notes.on_added = lambda note, author: heard.append(note.id)
+    ref = note_button(slack.command("done", user="U0ANN").json())["value"]
+    view = slack.open_box("U0ANN", ref)
+    signed_at = int(time.time())
+    assert slack.submit("U0ANN", view, "Read the appendix.", timestamp=signed_at).text == ""
+    # The captured request, sent again inside Slack's 5-minute window: same body, same signature.
+    again = slack.post(slack.last_submission, FORM, timestamp=signed_at)
+    assert again.status_code == 200 and again.text == ""
+    item = slack.service.bot.library.catalog.get(ref)
+    assert item is not None and slack.service.bot.store.count_notes(item.id) == 1
+    assert len(heard) == 1
+    metrics = httpx.get(slack.base + "/metrics").text
+    assert 'outcome="replayed",platform="slack",type="view_submission"} 1.0' in metrics

@@ -52,13 +52,14 @@ class ReplayGuard:
 
 
 def slack_identity(headers: Mapping[str, Sequence[str]], body: Mapping[str, Any]) -> str | None:
-    """A signed slash command's or button press's identity: its timestamp and signature.
+    """A signed slash command's, button press's or modal submission's identity: its timestamp
+    and signature.
 
     Only a request Bolt has verified gets here, so nobody without the signing secret can make
     another one; Slack's own retries concern events (deduplicated on their event id), which are
     not guarded here. None for anything else, and in Socket Mode (no signatures).
     """
-    if "command" not in body and body.get("type") != "block_actions":
+    if "command" not in body and body.get("type") not in ("block_actions", "view_submission"):
         return None
     lowered = {name.lower(): values for name, values in headers.items()}
     signature = next(iter(lowered.get(SLACK_SIGNATURE) or ()), None)

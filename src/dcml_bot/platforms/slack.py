@@ -454,7 +454,9 @@ class SlackPlatform:
         self.app.event("member_joined_channel")(self._on_member_joined_channel)
         self.app.event("app_home_opened")(self._on_home)
         # Text boxes (a note on a paper): their buttons open modals. Before the catch-alls.
-        SlackInputs(bot, messenger, self.background, self._member, self._event).register(self.app)
+        SlackInputs(
+            bot, messenger, self.background, self._member, self._event, self.replays
+        ).register(self.app)
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.action(re.compile(".*"))(self._on_unknown_action)
         self.app.event(re.compile(".*"))(self._on_other_event)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest
 from slack_bolt.context.ack import Ack
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
@@ -25,6 +25,7 @@ from dcml_bot.core.messages import InputBlock, Reply
 from dcml_bot.core.outbound import SendError
 from dcml_bot.core.replies import simple
 from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard, slack_identity
 from dcml_bot.platforms.slack_blocks import INPUT_PREFIX, escape, render_message
 from dcml_bot.store import MemberRecord
 
@@ -114,8 +115,10 @@ class SlackInputs:
         background: Background,
         member: Callable[[str], MemberRecord],
         count: Callable[[str, str], None],
+        replays: ReplayGuard,
     ) -> None:
         self.bot = bot
+        self.replays = replays  # a captured submission resent: no second note
         self.messenger = messenger
         self.background = background
         self.member = member  # the member of a Slack user id (created on first contact)
@@ -168,7 +171,9 @@ class SlackInputs:
 
     # --- the submission -----------------------------------------------------------------------
 
-    def _on_submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def _on_submit(
+        self, ack: Ack, body: dict[str, Any], view: dict[str, Any], request: BoltRequest
+    ) -> None:
         user = str((body.get("user") or {}).get("id") or "")
         try:
             meta = json.loads(view.get("private_metadata") or "{}")
@@ -178,10 +183,14 @@ class SlackInputs:
             self.count("view_submission", "malformed")
             return
         later = functools.partial(self._answer_late, user, str(view.get("id") or ""))
+        identity = slack_identity(request.headers, body)
         submitted = self.background.answer(
-            later, self._submit, user, action, value, typed_text(view)
+            later, self._submit, user, action, value, typed_text(view), identity
         )
-        if submitted is None:  # slow database: close now, the outcome follows as a DM
+        if isinstance(submitted, Replayed):
+            ack()
+            self.count("view_submission", "replayed")
+        elif submitted is None:  # slow database: close now, the outcome follows as a DM
             ack()
             self.count("view_submission", "late")
         elif submitted.error is not None:
@@ -192,11 +201,18 @@ class SlackInputs:
             ack()
             self.count("view_submission", action)
 
-    def _submit(self, user: str, action: str, value: str, typed: str) -> Submitted:
+    def _submit(
+        self, user: str, action: str, value: str, typed: str, identity: str | None
+    ) -> Submitted | Replayed:
+        # Checked on the pool, like presses, so a slow database still lets the answer go in 3 s.
+        if identity is not None and not self.replays.first(identity, "text box"):
+            return REPLAYED
         return self.bot.commands.submit(self.member(user), action, value, typed)
 
     def _answer_late(self, user: str, view_id: str, future: Future[Any]) -> None:
-        submitted: Submitted = future.result()
+        submitted: Submitted | Replayed = future.result()
+        if isinstance(submitted, Replayed):
+            return
         try:
             self.messenger.send_dm(user, submitted.reply, key=f"input:{view_id}")
         except SendError as exc:
