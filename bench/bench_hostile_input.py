@@ -2,6 +2,7 @@
 ``/dcml topics`` on a huge guide; prints figures, asserts nothing.
 
 Run: .venv/bin/python bench/bench_hostile_input.py [--part guide|lab|topics|all] [--quick]
+     [--sizes MB ...] [--timeout S]
 
 - guide: each hostile shape at 0.2, 1 and 5 MB: ``parse_catalog`` seconds next to markdown-it
   tokenising the same text (the floor for any parser built on it, same run). Each measurement
@@ -11,7 +12,7 @@ Run: .venv/bin/python bench/bench_hostile_input.py [--part guide|lab|topics|all]
   ``GET /?as=alice``: seconds and bytes, while ``GET /healthz`` is polled every 10 ms: its
   slowest answer during the page load (baseline: its slowest answer with no page load).
 - topics: a guide of N entries (20 sections x 25 topics), loaded by a real bot on a temporary
-  SQLite database; the first ``/dcml topics`` and the median of 20 repeats.
+  SQLite database; the first ``/dcml topics`` and the median of 5 repeats.
 
 Before/after: run it with PYTHONPATH naming the old tree's ``src`` (the children inherit it).
 """
@@ -241,7 +242,7 @@ def bench_topics(counts: list[int]) -> None:
                 bot.commands.handle(member, "topics")
                 first = time.perf_counter() - start
                 repeats = []
-                for _ in range(20):
+                for _ in range(5):
                     start = time.perf_counter()
                     bot.commands.handle(member, "topics")
                     repeats.append(time.perf_counter() - start)
@@ -261,6 +262,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["guide", "lab", "topics", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--timeout", type=float, default=120.0, help="per guide parse, seconds")
+    parser.add_argument("--sizes", type=float, nargs="+", help="guide sizes in MB (0.2 1 5)")
     parser.add_argument("--one", nargs=2, metavar=("SHAPE", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -269,7 +271,8 @@ def main() -> None:
     setup_logging()
     log.info("%s", machine())
     if args.part in {"guide", "all"}:
-        bench_guide([0.05, 0.2] if args.quick else [0.2, 1, 5], args.timeout)
+        sizes = args.sizes or ([0.05, 0.2] if args.quick else [0.2, 1, 5])
+        bench_guide(sizes, args.timeout)
     if args.part in {"lab", "all"}:
         bench_lab([200, 2000] if args.quick else [200, 2000, 10_000])
     if args.part in {"topics", "all"}:

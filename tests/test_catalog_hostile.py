@@ -65,6 +65,7 @@ def test_unclosed_html_in_a_block_is_text_and_the_layout_after_it_still_counts()
         ("text", "summary:Graphs <LLMs>"),
         ("close", "summary"),
     )
+    assert html_events("<!-- draft <details><summary>Graphs</summary>\n") == ()  # all comment
     assert html_events("<details>\n<summary>Graphs</summary> <!-- a --> </details>\n") == (
         ("open", "details"),
         ("open", "summary"),

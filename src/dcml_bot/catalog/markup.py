@@ -70,7 +70,11 @@ def too_deep(tokens: list[Token]) -> Token | None:
 
 def unclosed_comment(token: Token) -> bool:
     """Whether an HTML block is a ``<!--`` with no ``-->``: it runs to the end of the guide."""
-    return token.content.lstrip().startswith("<!--") and "-->" not in token.content
+    return _all_comment(token.content)
+
+
+def _all_comment(content: str) -> bool:
+    return content.lstrip().startswith("<!--") and "-->" not in content
 
 
 @functools.cache
@@ -99,6 +103,8 @@ def whole_tags_only(content: str) -> str:
 @functools.lru_cache(maxsize=1024)
 def html_events(content: str) -> tuple[tuple[str, str], ...]:
     """The structural events of an HTML block (a guide repeats the same few blocks)."""
+    if _all_comment(content):
+        return ()  # an unclosed comment: nothing in it is HTML
     events = _HtmlEvents()
     events.feed(whole_tags_only(content))
     events.close()
