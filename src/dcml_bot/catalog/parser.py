@@ -19,7 +19,7 @@ from dcml_bot.catalog.icons import (
 )
 from dcml_bot.catalog.identity import entry_id
 from dcml_bot.catalog.links import derived_title, glued_warning, long_link_warning, split_glued
-from dcml_bot.catalog.markup import html_events, markdown, tokenize
+from dcml_bot.catalog.markup import html_events, markdown, tokenize, too_deep, unclosed_comment
 from dcml_bot.catalog.models import (
     COMMON,
     Catalog,
@@ -426,6 +426,14 @@ def _walk_list(walk: _Walk, tokens: list[Token], parent: _Raw | None) -> _Raw | 
 
 
 def _handle_html(walk: _Walk, token: Token) -> None:
+    if unclosed_comment(token) and token.map:
+        # markdown-it, like GitHub, reads everything after an unclosed comment as the comment.
+        walk.problem(
+            _line(token),
+            Severity.WARNING,
+            f"unclosed <!-- comment hides the rest of the guide (lines {_line(token)}–"
+            f"{token.map[1]}), as on GitHub; close it with -->",
+        )
     for kind, value in html_events(token.content):
         if kind == "open" and value == "details":
             walk.topic = None
@@ -485,6 +493,14 @@ def parse_catalog(
         base_url=base_url,
         skip_links=skip_links,
     )
+    deep = too_deep(tokens)
+    if deep is not None and deep.map:
+        walk.problem(
+            _line(deep),
+            Severity.WARNING,
+            f"lists or quotes nested too deep: lines {_line(deep)}–{deep.map[1]} are not read; "
+            "nest fewer levels",
+        )
     index = 0
     while index < len(tokens):
         token = tokens[index]

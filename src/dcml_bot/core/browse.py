@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dcml_bot.catalog import parse_query, run_query
+from dcml_bot.catalog import Catalog, parse_query, run_query
 from dcml_bot.catalog.query import topic_names
+from dcml_bot.catalog.topics import topic_index
 from dcml_bot.core.commands import Caller, Command, Services
 from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import ContextBlock, ItemsBlock, Reply, TextBlock
@@ -73,27 +74,32 @@ class Browse:
         lang = who.language
         catalog = self.services.catalog
         scope = self.services.scope(who.member)
-        entries = [e for e in catalog.entries if in_scope(e, scope)]
+        # Like a query's answer, the list depends only on the catalog, the language and the scope.
+        answers: dict[tuple[str, Scope], Reply] = catalog.memo("command.topics", dict)
+        cached = answers.get((lang, scope))
+        if cached is None:
+            if len(answers) >= MAX_CACHED_ANSWERS:
+                answers.clear()
+            cached = answers[(lang, scope)] = _topics(catalog, lang, scope)
+        return cached
 
-        def count(topic: str) -> int:
-            return sum(1 for e in entries if topic in e.topics)
 
-        def shown(section: str | None) -> list[str]:
-            # One guide shows every topic; with tracks, only those with items in the member's.
-            names = dict.fromkeys(t.name for t in catalog.topics if t.section == section)
-            return [name for name in names if scope is None or count(name)]
-
-        lines: list[str] = []
-        for section in dict.fromkeys(s.name for s in catalog.sections):
-            topics = shown(section)
-            if scope is not None and not any(section in e.sections for e in entries):
+def _topics(catalog: Catalog, lang: str, scope: Scope) -> Reply:
+    """The topic list for one language and scope, from the catalog's topic index."""
+    index = topic_index(catalog)
+    lines: list[str] = []
+    for section, names in index.layout:
+        # One guide shows every topic; with tracks, only those with items in the member's.
+        shown = [(name, index.count(name, scope)) for name in names]
+        shown = [(name, count) for name, count in shown if scope is None or count]
+        if section is not None:
+            if scope is not None and not index.lists(section, scope):
                 continue
             lines.append(f"▸ {section}")
-            for name in topics:
-                lines.append("    " + text(lang, "topics.line", name=name, count=count(name)))
-        for name in shown(None):
-            lines.append(text(lang, "topics.line", name=name, count=count(name)))
-        return Reply(
-            header=text(lang, "topics.header", guide=guide_name(catalog)),
-            blocks=(TextBlock(text="\n".join(lines)), ContextBlock(lines=(text(lang, "hint"),))),
-        )
+        indent = "    " if section is not None else ""
+        for name, count in shown:
+            lines.append(indent + text(lang, "topics.line", name=name, count=count))
+    return Reply(
+        header=text(lang, "topics.header", guide=guide_name(catalog)),
+        blocks=(TextBlock(text="\n".join(lines)), ContextBlock(lines=(text(lang, "hint"),))),
+    )

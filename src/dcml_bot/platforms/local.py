@@ -143,10 +143,13 @@ class LocalMessenger:
         )
         return str(message_id)
 
-    def chat(self, user_id: str) -> list[tuple[str, str, Reply]]:
-        """A user's chat history, oldest first, as (id, what they typed, the reply)."""
+    def chat(
+        self, user_id: str, *, before: int | None = None, limit: int | None = None
+    ) -> list[tuple[str, str, Reply]]:
+        """A user's chat history, oldest first, as (id, what they typed, the reply); ``before``
+        and ``limit``: only the latest ``limit`` entries older than the entry ``before``."""
         out = []
-        for m in self.store.local_messages(user_id, channel="chat"):
+        for m in self.store.local_messages(user_id, channel="chat", before=before, limit=limit):
             entry = json.loads(m.reply)
             out.append((str(m.id), str(entry["said"]), Reply.model_validate(entry["reply"])))
         return out

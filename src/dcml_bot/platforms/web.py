@@ -34,6 +34,9 @@ from dcml_bot.store import MemberRecord
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000  # a typed command; the core refuses more than its own limit with a reply
+# Chat entries per page, newest first, then an "older" link: each entry carries its Slack and
+# Feishu previews (up to ~25 kB), and 2,000 of them made a 50 MB page.
+CHAT_PAGE = 20
 MAX_NAME = 40
 _NAME = re.compile(r"^[\w .'-]+$")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -149,21 +152,30 @@ class LocalWebPlatform:
     # --- the page ---------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        """The lab page for the member in ``?as=`` (or the first member)."""
-        who = request.query_params.get("as")
+        """The lab page for the member in ``?as=`` (or the first member), their chat from
+        ``?before=`` (an entry's id) back."""
+        who, before = request.query_params.get("as"), request.query_params.get("before")
         try:
-            context = await run_in_threadpool(self._page_context, who)
+            context = await run_in_threadpool(self._page_context, who, before)
         except BadInput as exc:
             context = await run_in_threadpool(self._page_context, None)
             context["error"] = str(exc)
-            return self.templates.TemplateResponse(
-                request, "lab.html", context, status_code=exc.status
-            )
+            return await self._render(request, context, exc.status)
         context["notice"] = request.query_params.get("notice")
         context["error"] = request.query_params.get("error")
-        return self.templates.TemplateResponse(request, "lab.html", context)
+        return await self._render(request, context)
 
-    def _page_context(self, who: str | None) -> dict[str, Any]:
+    async def _render(
+        self, request: Request, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        """The page rendered on a worker thread: rendering on the event loop stalled every other
+        request, /healthz too (2.9 s for 2,000 chat entries)."""
+        return await run_in_threadpool(
+            self.templates.TemplateResponse, request, "lab.html", context, status_code=status
+        )
+
+    def _page_context(self, who: str | None, before: str | None = None) -> dict[str, Any]:
+        older_than = _entry_id(before)
         store = self.bot.store
         members = store.list_members(platform=PLATFORM)
         current: MemberRecord | None = None
@@ -178,8 +190,11 @@ class LocalWebPlatform:
         home: Reply | None = None
         if current is not None:
             dms = self.messenger.inbox(current.user_id)
-            chat = self.messenger.chat(current.user_id)
+            # One more than a page: whether an "older" link is due.
+            chat = self.messenger.chat(current.user_id, before=older_than, limit=CHAT_PAGE + 1)
             home = home_reply(self.bot.commands, current)
+        more = len(chat) > CHAT_PAGE
+        chat = chat[1:] if more else chat
         now = self.bot.clock()
         lang = self.bot.profiles.platform_language(PLATFORM)
         lab = self.bot.commands.run(Caller(member=_operator(), language=lang, is_admin=True), "lab")
@@ -190,6 +205,8 @@ class LocalWebPlatform:
             "current": current,
             "dms": dms,
             "chat": chat,
+            "chat_older": chat[0][0] if more else None,  # the ?before= of the next page back
+            "chat_paged": current is not None and older_than is not None,
             "home": home,
             "lab": lab,
             "now": now,
@@ -224,9 +241,7 @@ class LocalWebPlatform:
             except BadInput as exc:
                 page = await run_in_threadpool(self._page_context, None)
                 page["error"] = str(exc)
-                return self.templates.TemplateResponse(
-                    request, "lab.html", page, status_code=exc.status
-                )
+                return await self._render(request, page, exc.status)
             except (MultiPartException, ClientDisconnect):
                 return Response("malformed form", status_code=400)
             return RedirectResponse(location, status_code=303)
@@ -345,6 +360,15 @@ class LocalWebPlatform:
             if v
         }
         return "/?" + urlencode(query) + "#admin"
+
+
+def _entry_id(before: str | None) -> int | None:
+    """The chat entry id in ``?before=``; BadInput unless it is a whole number."""
+    if before is None:
+        return None
+    if not before.isascii() or not before.isdigit() or len(before) > 18:
+        raise BadInput(f"?before= takes a chat entry's number; got {before[:40]!r}.")
+    return int(before)
 
 
 def _operator() -> MemberRecord:

@@ -67,16 +67,30 @@ class LabStore(StoreBase):
             return bool(_dml(session, statement).rowcount)
 
     def local_messages(
-        self, user_id: str | None = None, *, channel: str | None = None
+        self,
+        user_id: str | None = None,
+        *,
+        channel: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
     ) -> list[LocalMessageRecord]:
-        """Local messages, oldest first, for one user or everyone, in one channel or all."""
-        query = select(LocalMessage).order_by(LocalMessage.id)
+        """Local messages, oldest first, for one user or everyone, in one channel or all.
+
+        ``before``: only messages older than that id; ``limit``: only the latest that many.
+        """
+        query = select(LocalMessage)
         if user_id is not None:
             query = query.where(LocalMessage.user_id == user_id)
         if channel is not None:
             query = query.where(LocalMessage.channel == channel)
+        if before is not None:
+            query = query.where(LocalMessage.id < before)
+        if limit is None:
+            query = query.order_by(LocalMessage.id)
+        else:
+            query = query.order_by(LocalMessage.id.desc()).limit(limit)
         with self._read.begin() as session:
-            return [
+            records = [
                 LocalMessageRecord(
                     id=row.id,
                     user_id=row.user_id,
@@ -88,6 +102,7 @@ class LabStore(StoreBase):
                 )
                 for row in session.scalars(query)
             ]
+        return records if limit is None else records[::-1]
 
     def local_get(self, name: str) -> str | None:
         """A named value of the local lab, if set."""
