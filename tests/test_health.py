@@ -292,3 +292,33 @@ def test_a_new_database_file_is_created_whole(tmp_path: Path) -> None:
         assert store.write_problem() is None and store.list_members() == []
     finally:
         store.dispose()
+
+
+# --- the disk ---------------------------------------------------------------------------------
+
+
+def test_too_little_free_disk_makes_healthz_503_naming_the_disk(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lab.sqlite3'}"
+    service = build_service(lab_settings(url), schedule=False)
+    with served(service) as base:
+        status, body = health(base)
+        disk = body["database"]["disk"]
+        assert status == 200 and "disk" not in body["failed"]
+        assert disk["path"] == str(tmp_path.resolve()) and disk["min_free_mb"] == 64
+        # A floor above what this file system has free stands for a disk filling up.
+        service.settings = service.settings.model_copy(
+            update={"disk_min_free_mb": disk["free_mb"] + 10_000_000}
+        )
+        status, body = health(base)
+        assert status == 503 and body["failed"] == ["disk"]
+        assert body["database"]["writable"] is True  # the write probe alone would say ok
+
+
+def test_postgresql_reports_no_local_disk(pg_database: Engine) -> None:
+    _reset_postgresql(pg_database)
+    service = build_service(
+        lab_settings(pg_database.url.render_as_string(hide_password=False)), schedule=False
+    )
+    with served(service) as base:
+        status, body = health(base)
+        assert status == 200 and "disk" not in body["database"]

@@ -278,7 +278,7 @@ class Service:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the bot can work, and the details /healthz reports; ``failed`` names each
-        part that cannot: database, catalog, connections.<platform>, workers.<platform>,
+        part that cannot: database, disk, catalog, connections.<platform>, workers.<platform>,
         scheduler."""
         from dcml_bot.platforms.background import Background
 
@@ -289,6 +289,13 @@ class Service:
         if problem is not None:
             database["error"] = problem
             failed.append("database")
+        free = self.bot.store.disk_free()
+        if free is not None:
+            folder, left = free
+            floor = self.settings.disk_min_free_mb
+            database["disk"] = {"path": str(folder), "free_mb": left // 2**20, "min_free_mb": floor}
+            if left < floor * 2**20:
+                failed.append("disk")
         catalog = self.bot.library.current
         if catalog is not None:
             self.metrics.catalog_items.set(len(catalog.entries))

@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     # open connections, new ones get 503 at once (fewer when the open-file limit is low).
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
     http_max_connections: int = Field(default=256, ge=1)
+    # /healthz fails ("disk") when the SQLite database's file system has less free space.
+    disk_min_free_mb: int = Field(default=64, ge=0)
     admins: list[str] = Field(default_factory=list)
     language: Language = "en"
     catalog_refresh_minutes: int = Field(default=60, ge=0)

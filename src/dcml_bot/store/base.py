@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -140,6 +142,19 @@ class StoreBase:
             logger.warning("database write probe failed: %s", problem)
             return problem
         return None
+
+    def disk_free(self) -> tuple[Path, int] | None:
+        """The SQLite file's directory and its free bytes; None for PostgreSQL or in memory
+        (the server's disk is its own to watch: its write probe fails when it is full)."""
+        database = self.engine.url.database
+        if self._dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        folder = Path(database).resolve().parent
+        try:
+            return folder, shutil.disk_usage(folder).free
+        except OSError as exc:
+            logger.warning("free space of %s unknown: %s", folder, exc)
+            return None
 
     def _insert(self, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
         if self._dialect == "postgresql":
