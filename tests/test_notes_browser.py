@@ -69,3 +69,50 @@ def test_a_note_after_done_shows_in_notes_and_share_off_hides_its_author(
     say(page, f"/dcml who {ref}")
     expect(page.locator("#chat .reply").first).to_contain_text("Bob")
     expect(page.locator("#chat .reply").first).not_to_contain_text("Alice Liu")
+
+
+def test_a_week_read_together_in_the_lab_channel_digest_thread_and_note(
+    server: Server, page: Page
+) -> None:
+    server.stop()
+    server.env["DCML_BOT_DIGEST__CHANNEL"] = "lab"
+    server.env["DCML_BOT_ADMINS"] = '["local:alice"]'
+    server.start()
+    page.goto(server.base + "/")
+    refs = []
+    for name in ("Alice", "Bob", "Carol"):
+        add(page, name)
+        page.locator("#dms .reply").first.locator("button[data-action=done]").click()
+        box = page.locator("#dms .reply").first.locator("form.input-box")
+        expect(box).to_have_count(1)
+        refs.append(box.locator("input[name=value]").get_attribute("value"))
+    assert refs[0] and len(set(refs)) == 1  # all three read the same first paper
+
+    page.goto(server.base + "/?as=alice")
+    say(page, f"/dcml digest pick {refs[0]}")
+    expect(page.locator("#chat .reply").first).to_contain_text("Paper of the week for")
+    page.click("#post-digest")
+    channel = page.locator("#lab-channel")
+    expect(channel).to_contain_text("3 paper(s) marked done this week")
+    expect(channel).to_contain_text("New in the lab this week: Alice, Bob, Carol")
+    expect(channel).to_contain_text("Picked by an admin")
+    expect(channel.locator('[data-kind="thread"]')).to_have_count(1)
+    page.click("#post-digest")  # twice in one week: still one post
+    expect(page.locator("#notice")).to_contain_text("already")
+
+    # Carol's note on that paper joins the thread under the digest (posted off her request).
+    page.goto(server.base + "/?as=carol")
+    page.locator("#dms .reply").first.locator("form.input-box textarea").fill(HOSTILE)
+    page.locator("#dms .reply").first.locator("form.input-box button").click()
+    expect(page.locator("#dms .reply").first).to_contain_text("Note saved")
+    thread = page.locator('#lab-channel [data-kind="thread"]')
+    for _ in range(50):
+        page.reload()
+        if thread.count() == 2:
+            break
+        page.wait_for_timeout(200)
+    expect(thread).to_have_count(2)
+    expect(thread.last).to_contain_text("Carol shared a note on")
+    expect(thread.last).to_contain_text(HOSTILE)
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#lab-channel .text script, #lab-channel .text img").count() == 0
