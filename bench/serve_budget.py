@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 
 from dcml_bot import cli
-from dcml_bot.platforms import slack
+from dcml_bot.platforms import slack_messenger
 
 if __name__ == "__main__":
     if os.environ.get("BENCH_SLACK_UNPACED") == "1":
-        slack.RATES = {method: (1e6, 1e6) for method in slack.RATES}
-        slack.PER_CHANNEL_INTERVAL = 0.0
+        slack_messenger.RATES = {method: (1e6, 1e6) for method in slack_messenger.RATES}
+        slack_messenger.PER_CHANNEL_INTERVAL = 0.0
     cli.main()

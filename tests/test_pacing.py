@@ -22,7 +22,7 @@ from dcml_bot.platforms import pacing as pacing_module
 from dcml_bot.platforms.feishu import FeishuMessenger, FeishuOptions
 from dcml_bot.platforms.feishu import make_client as make_feishu_client
 from dcml_bot.platforms.pacing import DECREASE, Pacing, Rate, Throttled
-from dcml_bot.platforms.slack import SlackMessenger, SlackOptions, make_client
+from dcml_bot.platforms.slack_messenger import SlackMessenger, SlackOptions, make_client
 from fakes import FakeAPI, TokenBucket
 from fakes import Reply as WireReply
 

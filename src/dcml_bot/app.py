@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from dcml_bot.platforms.console import Console
     from dcml_bot.platforms.feishu import FeishuOptions
     from dcml_bot.platforms.local import LocalClock, LocalMessenger
-    from dcml_bot.platforms.slack import SlackOptions
+    from dcml_bot.platforms.slack_messenger import SlackOptions
     from dcml_bot.scheduler import Scheduler
 
 __all__ = ["Bot", "Service", "build_bot", "build_console", "build_service", "utc_now"]
@@ -167,7 +167,7 @@ def digest_plan(settings: Settings, messengers: Mapping[str, Messenger]) -> Dige
 
 def slack_options(settings: Settings) -> SlackOptions:
     """The Slack adapter's options from the settings (secrets unwrapped here, only)."""
-    from dcml_bot.platforms.slack import SlackOptions
+    from dcml_bot.platforms.slack_messenger import SlackOptions
 
     assert settings.slack_bot_token is not None
     secret, app_token = settings.slack_signing_secret, settings.slack_app_token
@@ -363,7 +363,8 @@ def build_service(
     try:
         if settings.slack_enabled:
             # Imported only when enabled: a Feishu-only or local bot never loads the Slack SDK.
-            from dcml_bot.platforms.slack import SlackMessenger, SlackPlatform, make_client
+            from dcml_bot.platforms.slack import SlackPlatform
+            from dcml_bot.platforms.slack_messenger import SlackMessenger, make_client
 
             slack_config = slack_options(settings)
             slack = SlackMessenger(

@@ -151,6 +151,15 @@ class RateLimited(Throttled):
         self.failure = failure
 
 
+def attr(value: Any, *names: str) -> Any:
+    """``value.a.b…``, or None as soon as a link is missing (SDK models leave fields None)."""
+    for name in names:
+        if value is None:
+            return None
+        value = getattr(value, name, None)
+    return value
+
+
 def _header(headers: dict[str, str] | None, name: str) -> str | None:
     for key, value in (headers or {}).items():
         if key.lower() == name:
