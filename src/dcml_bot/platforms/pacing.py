@@ -1,9 +1,10 @@
 """Client-side pacing learned from the server's answers: a rate per API method, spacing per target.
 
-Each method's rate follows TCP's congestion control, with HTTP 429 as the lost packet: slow start
-until the first 429, then additive increase and multiplicative decrease around what the server
-allows. A 429 pauses every call of its method for the server's Retry-After, and the call that met
-it is made again after the pause (a 429 means nothing was done), up to ``max_throttled`` seconds.
+Each method's rate is learned with HTTP 429 as the lost packet: TCP's slow start until the first
+429, then a cruise under the rate the server let through, raised by rare small probes (as BBR
+and CUBIC probe for bandwidth) and, after a probe's 429, back to the cruise that held. A 429
+pauses every call of its method for the server's Retry-After, and the call that met it is made
+again after the pause (a 429 means nothing was done), up to ``max_throttled`` seconds.
 """
 
 from __future__ import annotations
@@ -28,16 +29,29 @@ T = TypeVar("T")
 # Slow start adds this many calls/s per call that had to wait for the rate: one such call per
 # 1/rate seconds, so the rate doubles about every second (ln 2 ≈ 0.7), like TCP's per round trip.
 SLOW_START_STEP = 0.7
-# Congestion avoidance: this share of the threshold per second, spread over the calls of that
-# second. Every probe past the server's limit costs a whole Retry-After (at least 1 s) of calls,
-# so probes must be rare: at 1% a rate 10% under the limit gets back to it in 10 s and then
-# takes some 4 s more to empty a burst allowance of 0.1 s (bench_fanout.py, "slack-today":
-# 2% costs 5 points more of the bound there).
-AVOIDANCE_GAIN = 0.01
-# Multiplicative decrease on a 429, of the rate the server let through in the last WINDOW (as
-# TCP Westwood sets ssthresh from measured bandwidth), not of the nominal rate: slow start can
-# overshoot the limit 1.5x before the burst allowance runs out and the first 429 comes.
+# The decrease on a 429 that a probe does not explain (slow start's end, or a limit that fell):
+# of the rate the server let through in the last WINDOW (as TCP Westwood sets ssthresh from
+# measured bandwidth), not of the nominal rate, since slow start can overshoot the limit 1.5x
+# before the burst allowance runs out and the first 429 comes.
 DECREASE = 0.9
+# Above the limit, every 429 costs a whole Retry-After (whole seconds, at least 1) in which the
+# server refills only its burst allowance: against 100 calls/s with a burst of 10 (0.1 s), one
+# 429 idles 0.9 s of calls. TCP's +1 %/s congestion avoidance finds the limit again every ~10 s
+# and then decreases 10 %, so it pays that pause over and over. Instead the rate cruises where it
+# held and probes rarely: after PROBE_EVERY seconds without a 429 the rate that held becomes the
+# cruise and the rate steps PROBE_GAIN above it. A step that holds PROBE_EVERY seconds was at most
+# PROBE_GAIN x PROBE_EVERY (8 %) of a second's calls past the limit: only a burst allowance larger
+# than that hides it, and then its 429 comes later, at the cruise (below).
+PROBE_GAIN = 0.02
+PROBE_EVERY = 4.0
+# A probe's 429 sends the rate back to the cruise and doubles the wait before the next probe (a
+# step that holds halves it again): at the limit, at most one 429 per PROBE_MAX seconds.
+PROBE_MAX = 60.0
+# A call that starts late by up to this many calls' intervals (its caller was busy: the database,
+# another thread, a CPU shared with others) keeps the schedule, so the next calls make the delay
+# up instead of losing it for good. Later than that (an idle method) the schedule starts afresh:
+# calls are never more than a few intervals early, well inside a burst allowance.
+CATCH_UP = 3.0
 FLOOR = 1 / 60  # calls/s: never slower than one a minute
 # Both platforms send the pause with their 429s; without it, a second is what a per-chat or
 # per-channel limit (1-5 a second) needs.
@@ -67,24 +81,36 @@ class Rate:
 
     per_second: float
     ceiling: float
-    threshold: float | None = None  # None until the first 429: slow start
+    threshold: float | None = None  # the cruise, which held; None until the first 429: slow start
     next_at: float = 0.0  # the earliest start of the next call
     paused_until: float = 0.0
     decreased_at: float = -math.inf
     limited: int = 0  # 429s met
-    decreases: int = 0
+    decreases: int = 0  # overloads answered by a lower rate (several 429s may be one)
     resumed_at: float = -math.inf  # when calls (re)started: the first, or the end of a pause
+    set_at: float = -math.inf  # when per_second took effect: a step, or the end of a pause
+    probe_at: float = math.inf  # when the rate, if it holds until then, steps up
+    probe_every: float = PROBE_EVERY
     successes: deque[float] = field(default_factory=deque)
 
     def succeeded(self, now: float, held: bool) -> None:
-        """A call went through; grow if this rate held it."""
+        """A call went through; grow if this rate held it (slow start, or a probe that is due)."""
         if self.resumed_at == -math.inf:
             self.resumed_at = now
         self.successes.append(now)
         while self.successes[0] <= now - WINDOW:
             self.successes.popleft()
-        if held:
-            self.grow()
+        if not held:
+            return  # the caller set the pace, not this rate: a faster one would prove nothing
+        if self.threshold is None:
+            self.per_second = min(self.ceiling, self.per_second + SLOW_START_STEP)
+        elif now >= self.probe_at:
+            if self.per_second > self.threshold:  # the last step held: probe sooner
+                self.probe_every = max(PROBE_EVERY, self.probe_every / 2)
+            self.threshold = self.per_second
+            self.per_second = min(self.ceiling, self.per_second * (1 + PROBE_GAIN))
+            self.set_at = now
+            self.probe_at = now + self.probe_every
 
     def delivered(self, now: float) -> float | None:
         """Successful calls per second over the last WINDOW since calls resumed, if long enough."""
@@ -94,16 +120,14 @@ class Rate:
             return None
         return calls / (now - since)
 
-    def grow(self) -> None:
-        """One call went at this rate: slow start below the threshold, else a small step."""
-        if self.threshold is None or self.per_second < self.threshold:
-            step = SLOW_START_STEP
-        else:
-            step = AVOIDANCE_GAIN * self.threshold / self.per_second
-        self.per_second = min(self.ceiling, self.per_second + step)
+    def restart(self) -> None:
+        """Slow-start again from the current rate (the method was idle a long time)."""
+        self.threshold = None
+        self.probe_at = math.inf
+        self.probe_every = PROBE_EVERY
 
     def throttle(self, now: float, pause: float, sent_at: float) -> bool:
-        """A 429: pause the method; lower the rate once per pause. Whether it was lowered."""
+        """A 429: pause the method; lower the rate once per overload. Whether it was lowered."""
         self.limited += 1
         # A call sent before the last decrease, or refused during the pause, went at the old
         # rate: it is the same overload, already answered.
@@ -113,9 +137,25 @@ class Rate:
         self.next_at = max(self.next_at, self.paused_until)
         if same:
             return False
+        # Never above what the server let through in the last WINDOW.
         base = self.per_second if measured is None else min(self.per_second, measured)
-        self.per_second = max(FLOOR, base * DECREASE)
+        if self.threshold is not None and self.per_second > self.threshold:
+            # A probe's step met the limit, which is between the cruise and the step.
+            self.per_second = min(self.threshold, base)
+            self.probe_every = min(PROBE_MAX, self.probe_every * 2)
+        elif self.threshold is not None and now - self.set_at >= PROBE_EVERY:
+            # The cruise met the limit only after holding a while: it is a shade too fast (a
+            # step that a burst allowance hid), not a limit that fell. One step down.
+            self.per_second = base / (1 + PROBE_GAIN)
+            self.probe_every = min(PROBE_MAX, self.probe_every * 2)
+        else:
+            # Slow start's end, or a limit that fell: well under what got through.
+            self.per_second = base * DECREASE
+            self.probe_every = PROBE_EVERY
+        self.per_second = max(FLOOR, self.per_second)
         self.threshold = self.per_second
+        self.set_at = self.paused_until
+        self.probe_at = self.paused_until + self.probe_every
         self.decreased_at = now
         self.decreases += 1
         return True
@@ -201,7 +241,7 @@ class Pacing:
                     raise self._stopping()
                 now = self._clock()
                 if rate.successes and now - rate.successes[-1] > IDLE_RESTART:
-                    rate.threshold = None
+                    rate.restart()
                 free = max(rate.paused_until, self._targets.get(target, 0.0) if target else 0.0)
                 if free >= deadline:
                     raise Throttled(
@@ -209,7 +249,9 @@ class Pacing:
                     )
                 at = max(now, rate.next_at, free)
                 held = rate.next_at > max(now, free)
-                rate.next_at = at + 1.0 / rate.per_second
+                interval = 1.0 / rate.per_second
+                late = 0.0 < at - rate.next_at <= CATCH_UP * interval
+                rate.next_at = (rate.next_at if late else at) + interval
                 if target is not None:
                     self._targets[target] = at + self.per_target
                     if len(self._targets) > MAX_TARGETS:
