@@ -248,7 +248,8 @@ def test_wheel_serve_answers_healthz(installed: Installed) -> None:
         assert body["catalog"]["items"] == 43
         assert body["catalog"]["source"].endswith("dcml.md")
         assert body["platforms"] == ["local"]
-        assert body["database"] == {"reachable": True, "writable": True}
+        assert body["database"]["reachable"] is True and body["database"]["writable"] is True
+        assert body["database"]["disk"]["path"].endswith("served")  # the data dir's free space
         assert body["failed"] == [] and body["scheduler"]["stale"] is False
         assert (installed.data / "served" / "dcml-bot.sqlite3").is_file()
     finally:
