@@ -155,6 +155,21 @@ def _settings() -> Settings:
         raise _fail(str(exc), 2) from None
 
 
+def _run_setup(week: str | None) -> tuple[str | None, Settings]:
+    """A run's ISO week (a malformed one exits 2) and the settings, logging configured."""
+    from dcml_bot.core.plan import parse_week
+
+    if week is not None:
+        try:
+            week = parse_week(week)
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+    settings = _settings()
+    _say_where(settings)
+    configure_logging(settings.log_level, everything=settings.log_all)
+    return week, settings
+
+
 def _say_where(settings: Settings) -> None:
     """One line on stderr at start: where this process keeps its data."""
     typer.echo(f"data: {settings.data_location}", err=True)
@@ -419,16 +434,7 @@ def remind(
     )
     from rich.table import Table
 
-    from dcml_bot.core.plan import parse_week
-
-    if week is not None:
-        try:
-            week = parse_week(week)
-        except ValueError as exc:
-            raise _fail(str(exc), 2) from None
-    settings = _settings()
-    _say_where(settings)
-    configure_logging(settings.log_level, everything=settings.log_all)
+    week, settings = _run_setup(week)
     # Every configured platform, so Slack and Feishu members get their paper too.
     service = _service(settings, schedule=False)
     bot = service.bot
@@ -489,16 +495,8 @@ def digest(
 
     from dcml_bot.core.digest import ALREADY, EMPTY, OFF, POSTED
     from dcml_bot.core.messages import render_plain
-    from dcml_bot.core.plan import parse_week
 
-    if week is not None:
-        try:
-            week = parse_week(week)
-        except ValueError as exc:
-            raise _fail(str(exc), 2) from None
-    settings = _settings()
-    _say_where(settings)
-    configure_logging(settings.log_level, everything=settings.log_all)
+    week, settings = _run_setup(week)
     off = escape("the digest is off: set [digest] channel (or DCML_BOT_DIGEST__CHANNEL)")
     if not settings.digest.channel:
         raise _fail(off)

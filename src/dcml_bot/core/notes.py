@@ -23,7 +23,7 @@ from dcml_bot.core.messages import (
 )
 from dcml_bot.core.plan import READ
 from dcml_bot.core.readers import name_of
-from dcml_bot.core.reading import lookup
+from dcml_bot.core.reading import choose, lookup
 from dcml_bot.core.replies import ACTION_NOTE, note_input, simple
 from dcml_bot.store import MemberRecord, NoteRecord
 from dcml_bot.store.reading_together import NOTE_MAX
@@ -231,15 +231,4 @@ class Notes:
         lang = who.language
         if not words:
             return simple(text(lang, usage))
-        found = lookup(self.services.catalog, words)
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            return simple(text(lang, "pick.none", words=words))
-        shown = tuple(ItemView.of(e) for e in found[:10])
-        return Reply(
-            blocks=(
-                TextBlock(text=text(lang, "pick.many", words=words, count=len(found))),
-                ItemsBlock(items=shown),
-            )
-        )
+        return choose(self.services.catalog, lang, words)

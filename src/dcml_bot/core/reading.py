@@ -37,6 +37,24 @@ def lookup(catalog: Catalog, words: str) -> list[Entry]:
     return exact if len(exact) == 1 else found
 
 
+def choose(catalog: Catalog, lang: str, words: str, *, then: str | None = None) -> Entry | Reply:
+    """The one entry ``words`` names, or a reply: nothing matches, or the matches to choose
+    from (``then``: the command to suggest with the first match's id)."""
+    found = lookup(catalog, words)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return simple(text(lang, "pick.none", words=words))
+    shown = tuple(ItemView.of(e) for e in found[:10])
+    blocks: list[Block] = [
+        TextBlock(text=text(lang, "pick.many", words=words, count=len(found))),
+        ItemsBlock(items=shown),
+    ]
+    if then is not None:
+        blocks.append(ContextBlock(lines=(f"/dcml {then} {shown[0].id}",)))
+    return Reply(blocks=tuple(blocks))
+
+
 class Reading:
     """The member's plan: what to read next, what they did with it, how far they are."""
 
@@ -84,19 +102,7 @@ class Reading:
             week = services.week(member)
             entry = next_paper(catalog, progress, week, services.scope(member))
             return entry if entry is not None else simple(text(lang, "pick.nothing"))
-        found = lookup(catalog, words)
-        if len(found) == 1:
-            return found[0]
-        if not found:
-            return simple(text(lang, "pick.none", words=words))
-        shown = tuple(ItemView.of(e) for e in found[:10])
-        return Reply(
-            blocks=(
-                TextBlock(text=text(lang, "pick.many", words=words, count=len(found))),
-                ItemsBlock(items=shown),
-                ContextBlock(lines=(f"/dcml done {shown[0].id}",)),
-            )
-        )
+        return choose(catalog, lang, words, then="done")
 
     def _mark(self, who: Caller, entry: Entry, action: str, week: str) -> Reply:
         """Record done / skip / later for an entry; the reply says what changed and what is next."""
