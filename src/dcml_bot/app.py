@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from dcml_bot.core.jobs import Jobs
     from dcml_bot.core.metrics import Metrics
+    from dcml_bot.platforms.background import Load
     from dcml_bot.platforms.console import Console
     from dcml_bot.platforms.feishu import FeishuOptions
     from dcml_bot.platforms.local import LocalClock, LocalMessenger
@@ -236,6 +237,10 @@ class Platform(Protocol):
         """``{"state": "connected"}`` once the platform answered its first call."""
         ...
 
+    def workers(self) -> Load | None:
+        """How busy its worker pool is (None: it has none)."""
+        ...
+
 
 @dataclass
 class Service:
@@ -280,8 +285,6 @@ class Service:
         """Whether the bot can work, and the details /healthz reports; ``failed`` names each
         part that cannot: database, disk, catalog, connections.<platform>, workers.<platform>,
         scheduler."""
-        from dcml_bot.platforms.background import Background
-
         failed: list[str] = []
         reachable = self.bot.store.ping()
         problem = self.bot.store.write_problem() if reachable else "unreachable"
@@ -309,9 +312,8 @@ class Service:
         ]
         workers: dict[str, Any] = {}
         for platform in self.platforms:
-            pool = getattr(platform, "background", None)
-            if isinstance(pool, Background):
-                load = pool.load()
+            load = platform.workers()
+            if load is not None:
                 stuck = load.all_busy > self.stall_after
                 workers[platform.name] = {**load.as_dict(), "stuck": stuck}
                 if stuck:

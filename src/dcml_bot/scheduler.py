@@ -45,28 +45,22 @@ class Scheduler:
             # Overlapping or missed runs collapse into one; the outbox makes extra runs harmless.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
-        at = settings.delivery.time
+
+        def weekly(day: str, at: dt.time) -> CronTrigger:
+            return CronTrigger(
+                day_of_week=day, hour=at.hour, minute=at.minute, timezone=settings.timezone
+            )
+
         self._scheduler.add_job(
             jobs.deliver,
-            CronTrigger(
-                day_of_week=settings.delivery.day,
-                hour=at.hour,
-                minute=at.minute,
-                timezone=settings.timezone,
-            ),
+            weekly(settings.delivery.day, settings.delivery.time),
             id=WEEKLY_JOB,
             name="weekly paper",
         )
         # The lab channel's digest and the admins' needs-attention DM, at the digest's slot.
-        review = settings.digest.time
         self._scheduler.add_job(
             jobs.review,
-            CronTrigger(
-                day_of_week=settings.digest.day,
-                hour=review.hour,
-                minute=review.minute,
-                timezone=settings.timezone,
-            ),
+            weekly(settings.digest.day, settings.digest.time),
             id=REVIEW_JOB,
             name="weekly digest and needs attention",
         )

@@ -19,7 +19,7 @@ from dcml_bot.core.bot import Bot
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError
-from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.background import Background, Load
 from dcml_bot.platforms.feishu import (
     PLATFORM,
     BotIdentity,
@@ -229,6 +229,10 @@ class FeishuPlatform:
     def health(self) -> dict[str, Any]:
         """``{"state": "connected"}`` once the bot knows its open_id (its first API call)."""
         return self.first_call.health()
+
+    def workers(self) -> Load:
+        """How busy the worker pool is (for /healthz)."""
+        return self.background.load()
 
     def _identify(self) -> None:
         """Ask the bot info API who the bot is (retried by ``first_call`` until it answers)."""

@@ -122,11 +122,7 @@ class CardPresses:
         """A text box submitted: saved once (a redelivery is ignored); a refusal is a toast and
         leaves the card, and the text typed, as they were; success replaces the card."""
         action, ref, typed = form
-        event_id = attr(data, "header", "event_id")
-        store = self.bot.store
-        if event_id and not store.record_event(PLATFORM, str(event_id), self.bot.clock()):
-            self.event(CARD_ACTION, "duplicate")
-            return P2CardActionTriggerResponse({})
+        press = attr(data, "header", "event_id") or attr(data, "event", "token")
         message_id = attr(data, "event", "context", "open_message_id")
         submitted = self.background.answer(
             functools.partial(self._form_late, open_id=open_id, message_id=message_id),
@@ -135,7 +131,11 @@ class CardPresses:
             action,
             self._form_value(ref),
             typed,
+            str(press) if press else None,
         )
+        if isinstance(submitted, Replayed):
+            self.event(CARD_ACTION, "replayed")
+            return P2CardActionTriggerResponse({})
         if submitted is None:
             self.event(CARD_ACTION, "late")
             return P2CardActionTriggerResponse(
@@ -164,12 +164,19 @@ class CardPresses:
         )
         return refs.get(ref, "")
 
-    def _submit_form(self, open_id: str, action: str, value: str, typed: str) -> Submitted:
+    def _submit_form(
+        self, open_id: str, action: str, value: str, typed: str, press: str | None
+    ) -> Submitted | Replayed:
+        # The same guard as presses: a redelivered or replayed submission saves nothing twice.
+        if press is not None and not self.replays.first(f"card:{press}", f"card form ({action})"):
+            return REPLAYED
         member = self.bot.member(PLATFORM, open_id)
         return self.bot.commands.submit(member, action, value, typed)
 
     def _form_late(self, future: Future[Any], *, open_id: str, message_id: Any) -> None:
-        submitted: Submitted = future.result()
+        submitted: Submitted | Replayed = future.result()
+        if isinstance(submitted, Replayed):
+            return
         if submitted.error is None and message_id:
             self.messenger.update_card(str(message_id), render_card(submitted.reply))
         else:

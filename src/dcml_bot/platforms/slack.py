@@ -24,7 +24,7 @@ from dcml_bot.core.home import home_reply
 from dcml_bot.core.i18n import text
 from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.background import Background, Load
 from dcml_bot.platforms.first_call import FirstCall
 from dcml_bot.platforms.inbox import Inbox
 from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard, slack_identity
@@ -176,6 +176,10 @@ class SlackPlatform:
     def health(self) -> dict[str, Any]:
         """Whether the first call (auth.test, Socket Mode) has answered."""
         return self.first_call.health()
+
+    def workers(self) -> Load:
+        """How busy the worker pool is (for /healthz)."""
+        return self.background.load()
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop connecting, close Socket Mode, interrupt waits for Slack, and give work under

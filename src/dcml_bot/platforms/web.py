@@ -149,6 +149,10 @@ class LocalWebPlatform:
         """The lab is in this process: always connected."""
         return {"state": "connected"}
 
+    def workers(self) -> None:
+        """No pool of its own: Starlette's threads serve the page."""
+        return None
+
     # --- the page ---------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
