@@ -153,8 +153,8 @@ def _ack_path(directory: Path, runs: int, reply_file: Path) -> None:
     from slack_bolt import BoltRequest
 
     from dcml_bot.app import build_service
-    from dcml_bot.platforms.slack import SlackPlatform
-    from dcml_bot.platforms.slack_blocks import render_message
+    from dcml_bot.platforms.slack.blocks import render_message
+    from dcml_bot.platforms.slack.platform import SlackPlatform
     from dcml_bot.settings import load_settings
 
     fake = FakeSlack().start()

@@ -27,10 +27,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import OnceOnly
 from dcml_bot.core.plan import reading_order, week_of
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import Store, open_store
 from dcml_bot.store.database import writer
 from dcml_bot.store.schema import Member, Outbox, Progress

@@ -30,7 +30,7 @@ from sqlalchemy import func, insert, select
 from dcml_bot.app import build_bot
 from dcml_bot.core.lab_table import lab_rows
 from dcml_bot.core.plan import reading_order
-from dcml_bot.platforms.local import LocalMessenger
+from dcml_bot.platforms.local.messenger import LocalMessenger
 from dcml_bot.settings import DigestSettings, load_settings
 from dcml_bot.store import Store, open_store
 from dcml_bot.store.database import writer

@@ -5,9 +5,9 @@ Run: .venv/bin/python bench/bench_fanout.py [--shape NAME ...] [--members N ...]
 N members (default 300, then 2,000) are enrolled on one platform in a temporary SQLite database,
 and the real delivery runs once: ``build_service(settings, clock=..., schedule=False)
 .jobs.deliver()`` with the clock an hour after the Monday slot. The bot is not told the fake's
-limits: its messenger keeps its default pacing (platforms/pacing.py), which learns them from the
-429s. One run must reach every member; if it does not, that is reported as a failure, and the run
-is repeated (clock +15 min, as the catch-up tick would) only to count the rounds it took.
+limits: its messenger keeps its default pacing (platforms/common/pacing.py), which learns them
+from the 429s. One run must reach every member; if it does not, that is reported as a failure,
+and the run is repeated (clock +15 min, as the catch-up tick would) only to count its rounds.
 
 Shapes (the fakes are bench/benchkit.py's; a refused call is answered 429 with an honest
 ``Retry-After`` / ``x-ogw-ratelimit-reset`` = whole seconds until a token, at least 1):
@@ -61,7 +61,7 @@ from pydantic import SecretStr
 from sqlalchemy import insert
 
 from dcml_bot.app import Service, build_service
-from dcml_bot.platforms.pacing import Pacing
+from dcml_bot.platforms.common.pacing import Pacing
 from dcml_bot.settings import load_settings
 from dcml_bot.store import open_store
 from dcml_bot.store.database import writer
@@ -324,7 +324,7 @@ def main() -> None:
     # The weekly run logs one warning per failed send; keep the output to the figures.
     logging.getLogger("dcml_bot").setLevel(logging.ERROR)
     if args.verbose:
-        logging.getLogger("dcml_bot.platforms.pacing").setLevel(logging.INFO)
+        logging.getLogger("dcml_bot.platforms.common.pacing").setLevel(logging.INFO)
     log.info("machine: %s", machine())
     results = []
     with tempfile.TemporaryDirectory(prefix="dcml-fanout-") as directory:

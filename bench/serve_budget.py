@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from dcml_bot import cli
-from dcml_bot.platforms import slack_messenger
+from dcml_bot.platforms.slack import messenger as slack_messenger
 
 if __name__ == "__main__":
     if os.environ.get("BENCH_SLACK_UNPACED") == "1":

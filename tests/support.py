@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from dcml_bot.app import build_bot
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.messages import Reply, render_plain
 from dcml_bot.core.outbound import SendError
+from dcml_bot.core.reply import Reply, render_plain
 from dcml_bot.settings import Settings, load_settings
 from dcml_bot.store import open_store
 from dcml_bot.store.database import alembic_config

@@ -351,7 +351,7 @@ def test_another_site_cannot_use_the_lab(server: Server, page: Page) -> None:
         evil.close()
     page.goto(server.base + "/")
     expect(page.locator("#members")).to_contain_text("Nobody yet")
-    from dcml_bot.platforms.local import CLOCK_OFFSET
+    from dcml_bot.platforms.local.messenger import CLOCK_OFFSET
     from dcml_bot.store import open_store
 
     store = open_store(server.env["DCML_BOT_DATABASE_URL"])

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from dcml_bot.app import build_console, build_service
-from dcml_bot.platforms.console import Console
-from dcml_bot.platforms.local import LocalClock
+from dcml_bot.platforms.local.console import Console
+from dcml_bot.platforms.local.messenger import LocalClock
 from dcml_bot.store import Store, open_store
 from support import MONDAY_SLOT, Clock, lab_settings
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from dcml_bot.core.messages import Reply, render_plain
+from dcml_bot.core.reply import Reply, render_plain
 from dcml_bot.store import Store, open_store
 from fakes import FakeAPI, Handler
 

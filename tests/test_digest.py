@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from dcml_bot.app import Service, build_service
 from dcml_bot.core.digest import ALREADY, EMPTY, NO_THREAD, OFF, POSTED, digest_key
 from dcml_bot.core.home import home_reply
-from dcml_bot.core.messages import Reply, render_plain
-from dcml_bot.platforms.local import LocalMessenger
+from dcml_bot.core.reply import Reply, render_plain
+from dcml_bot.platforms.local.messenger import LocalMessenger
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
 from dcml_bot.store import MemberRecord

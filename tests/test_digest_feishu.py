@@ -12,8 +12,8 @@ from typing import Any
 
 from dcml_bot.app import build_service
 from dcml_bot.core.digest import ALREADY, FAILED, POSTED, digest_key
-from dcml_bot.platforms.feishu import delivery_uuid
-from dcml_bot.platforms.feishu_cards import escape_markdown
+from dcml_bot.platforms.feishu.cards import escape_markdown
+from dcml_bot.platforms.feishu.messenger import delivery_uuid
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
 from fakes import running
@@ -163,9 +163,9 @@ def test_a_group_without_the_bot_tells_the_admins_once(db_url: str, tmp_path: Pa
 
 
 def test_a_mention_renders_as_a_ping_only_for_an_open_id() -> None:
-    from dcml_bot.core.messages import Mention, Reply, TextBlock
-    from dcml_bot.platforms.feishu_cards import render_card, render_post
-    from dcml_bot.platforms.slack_blocks import render_message
+    from dcml_bot.core.reply import Mention, Reply, TextBlock
+    from dcml_bot.platforms.feishu.cards import render_card, render_post
+    from dcml_bot.platforms.slack.blocks import render_message
 
     def reply(user_id: str, name: str) -> Reply:
         return Reply(

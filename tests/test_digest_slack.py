@@ -15,14 +15,14 @@ import pytest
 
 from dcml_bot.app import build_service
 from dcml_bot.core.digest import ALREADY, FAILED, POSTED, digest_key
-from dcml_bot.platforms.slack import BOT_SCOPES
-from dcml_bot.platforms.slack_blocks import (
+from dcml_bot.platforms.slack.blocks import (
     MAX_MESSAGE_BLOCKS,
     MAX_MESSAGE_TEXT,
     check_message,
     check_view,
 )
-from dcml_bot.platforms.slack_messenger import SlackMessenger
+from dcml_bot.platforms.slack.messenger import SlackMessenger
+from dcml_bot.platforms.slack.platform import BOT_SCOPES
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
 from fakes import running

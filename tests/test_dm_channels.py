@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from dcml_bot.app import build_service
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.outbound import SendError
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import Store
 from support import Clock
 from test_slack import DELIVERY_TIME, FakeSlack, slack_settings

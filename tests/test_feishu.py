@@ -36,10 +36,15 @@ from dcml_bot.catalog.models import COMMON
 from dcml_bot.core.delivery import weekly_key
 from dcml_bot.core.i18n import text
 from dcml_bot.core.plan import READ, in_scope
-from dcml_bot.platforms import feishu_events
-from dcml_bot.platforms.feishu import BotIdentity, FeishuMessenger, delivery_uuid, feishu_pacing
-from dcml_bot.platforms.feishu_cards import check_card, escape_markdown, safe_url
-from dcml_bot.platforms.feishu_events import FeishuPlatform, command_text, menu_command
+from dcml_bot.platforms.feishu import platform as feishu_events
+from dcml_bot.platforms.feishu.cards import check_card, escape_markdown, safe_url
+from dcml_bot.platforms.feishu.messenger import (
+    BotIdentity,
+    FeishuMessenger,
+    delivery_uuid,
+    feishu_pacing,
+)
+from dcml_bot.platforms.feishu.platform import FeishuPlatform, command_text, menu_command
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import TrackSettings, load_settings
 from fakes import FakeAPI, running
@@ -524,8 +529,8 @@ def test_bot_info_failing_at_start_is_retried_in_the_background(
     db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(feishu_events, "IDENTITY_RETRY", (0.05, 0.2))
-    caplog.set_level(logging.INFO, logger="dcml_bot.platforms.feishu_events")
-    caplog.set_level(logging.INFO, logger="dcml_bot.platforms.first_call")
+    caplog.set_level(logging.INFO, logger="dcml_bot.platforms.feishu.platform")
+    caplog.set_level(logging.INFO, logger="dcml_bot.platforms.common.first_call")
     # Failing until told otherwise: the server starts and serves meanwhile.
     with serve_feishu(db_url, bot_info_failures=10**6) as bot:
         deadline = time.monotonic() + 10
@@ -1134,7 +1139,7 @@ def test_lark_oapi_is_imported_only_for_feishu(tmp_path: Path) -> None:
             "-X",
             "importtime",
             "-c",
-            "import dcml_bot.app, dcml_bot.server, dcml_bot.platforms.slack",
+            "import dcml_bot.app, dcml_bot.server, dcml_bot.platforms.slack.platform",
         ],
         capture_output=True,
         text=True,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.messages import (
+from dcml_bot.core.builders import weekly_reply
+from dcml_bot.core.reply import (
     ActionsBlock,
     Button,
     ContextBlock,
@@ -22,8 +23,7 @@ from dcml_bot.core.messages import (
     Reply,
     TextBlock,
 )
-from dcml_bot.core.replies import weekly_reply
-from dcml_bot.platforms.feishu_cards import (
+from dcml_bot.platforms.feishu.cards import (
     CARD_LIMIT,
     MAX_LABEL,
     action_of,

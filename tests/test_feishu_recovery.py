@@ -14,8 +14,8 @@ from lark_oapi.core.cache import LocalCache
 from lark_oapi.core.token.manager import TokenManager
 
 from dcml_bot.core.delivery import weekly_key
-from dcml_bot.core.messages import Reply
-from dcml_bot.platforms.feishu import delivery_uuid
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.feishu.messenger import delivery_uuid
 from support import WEEK
 from test_feishu import MESSAGES, Feishu, serve_feishu
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from dcml_bot.app import build_service
-from dcml_bot.platforms.first_call import FirstCall
+from dcml_bot.platforms.common.first_call import FirstCall
 from dcml_bot.server import build_http_app
 from fakes import running
 from support import Clock

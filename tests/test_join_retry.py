@@ -18,8 +18,8 @@ from lark_oapi.core.token.manager import TokenManager
 from sqlalchemy.exc import OperationalError
 
 from dcml_bot.core.once import Retry
-from dcml_bot.platforms.feishu import delivery_uuid
-from dcml_bot.platforms.inbox import GIVE_UP
+from dcml_bot.platforms.common.inbox import GIVE_UP
+from dcml_bot.platforms.feishu.messenger import delivery_uuid
 from test_feishu import LAB_GROUP, Feishu, serve_feishu, user_added
 from test_slack import Slack, serve_slack
 
@@ -93,7 +93,7 @@ def test_a_join_failing_for_a_day_is_given_up_and_the_admins_told_once(
 ) -> None:
     failing_users_info(slack, failures=None, status=200)
     store = slack.service.bot.store
-    with caplog.at_level(logging.WARNING, logger="dcml_bot.platforms.inbox"):
+    with caplog.at_level(logging.WARNING, logger="dcml_bot.platforms.common.inbox"):
         event = slack.event("member_joined_channel", user="U0GONE", channel="C0LAB", event_id="Ev2")
         assert event.status_code == 200
         eventually(lambda: len(slack.fake.requests(USERS_INFO)) >= 3)  # tried again, and again

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -17,9 +17,10 @@ from sqlalchemy import insert
 
 from dcml_bot.app import build_service
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.messages import Reply
-from dcml_bot.platforms import web
-from dcml_bot.platforms.web import CHAT_PAGE
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common.preview import Previewer, Rendering
+from dcml_bot.platforms.local import web
+from dcml_bot.platforms.local.web import CHAT_PAGE
 from dcml_bot.server import build_http_app
 from dcml_bot.store.database import writer
 from dcml_bot.store.schema import LocalMessage
@@ -121,10 +122,10 @@ def test_healthz_answers_while_the_page_renders(
     rendering, release = threading.Event(), threading.Event()
     real = web.preview
 
-    def held(reply: Reply) -> web.Preview:
+    def held(reply: Reply, previewers: Sequence[Previewer]) -> list[Rendering]:
         rendering.set()
         assert release.wait(30), "never released"
-        return real(reply)
+        return real(reply, previewers)
 
     monkeypatch.setattr(web, "preview", held)
     service = build_service(lab_settings(db_url), clock=Clock(MONDAY_SLOT), schedule=False)

@@ -25,8 +25,8 @@ import pytest
 from pydantic import SecretStr
 
 from dcml_bot.app import Service, build_service
-from dcml_bot.platforms.lab_guard import COOKIE, LabExposed, host_name, is_loopback
-from dcml_bot.platforms.local import CLOCK_OFFSET
+from dcml_bot.platforms.local.guard import COOKIE, LabExposed, host_name, is_loopback
+from dcml_bot.platforms.local.messenger import CLOCK_OFFSET
 from dcml_bot.server import build_http_app
 from fakes import FakeAPI, running
 from support import MONDAY_SLOT, Clock, lab_settings

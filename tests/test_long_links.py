@@ -15,9 +15,9 @@ import pytest
 
 from dcml_bot.catalog import Entry, entry_ref
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.replies import weekly_reply
-from dcml_bot.platforms.feishu_cards import action_of, check_card, render_card
-from dcml_bot.platforms.slack_blocks import (
+from dcml_bot.core.builders import weekly_reply
+from dcml_bot.platforms.feishu.cards import action_of, check_card, render_card
+from dcml_bot.platforms.slack.blocks import (
     action_name,
     check_message,
     check_view,

@@ -12,8 +12,8 @@ import pytest
 from dcml_bot.app import build_bot
 from dcml_bot.catalog import entry_ref
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.messages import InputBlock, Reply
 from dcml_bot.core.readers import ask_line
+from dcml_bot.core.reply import InputBlock, Reply
 from dcml_bot.settings import DigestSettings
 from dcml_bot.store import MemberRecord, NoteRecord
 from support import (

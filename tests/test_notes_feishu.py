@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dcml_bot.core.i18n import text
-from dcml_bot.platforms.feishu_cards import check_card, escape_markdown
+from dcml_bot.platforms.feishu.cards import check_card, escape_markdown
 from test_feishu import (
     Feishu,
     buttons,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from dcml_bot.app import build_service
-from dcml_bot.platforms.slack_blocks import check_message, check_view
+from dcml_bot.platforms.slack.blocks import check_message, check_view
 from dcml_bot.server import build_http_app
 from fakes import SlackViews, running
 from support import Clock

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import (
     DROPPED,
     ELSEWHERE,
@@ -32,6 +31,7 @@ from dcml_bot.core.once import (
     holder_state,
 )
 from dcml_bot.core.outbound import SendError
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import Claim, MemberRecord, Store
 from support import Recorder
 

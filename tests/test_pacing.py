@@ -16,14 +16,14 @@ import pytest
 from lark_oapi.core.cache import LocalCache
 from lark_oapi.core.token.manager import TokenManager
 
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError, Stopping
-from dcml_bot.platforms import pacing as pacing_module
-from dcml_bot.platforms.feishu import FeishuMessenger, FeishuOptions
-from dcml_bot.platforms.feishu import make_client as make_feishu_client
-from dcml_bot.platforms.pacing import DECREASE, Pacing, Rate, Throttled
-from dcml_bot.platforms.slack_messenger import SlackMessenger, SlackOptions, make_client
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common import pacing as pacing_module
+from dcml_bot.platforms.common.pacing import DECREASE, Pacing, Rate, Throttled
+from dcml_bot.platforms.feishu.messenger import FeishuMessenger, FeishuOptions
+from dcml_bot.platforms.feishu.messenger import make_client as make_feishu_client
+from dcml_bot.platforms.slack.messenger import SlackMessenger, SlackOptions, make_client
 from fakes import FakeAPI, TokenBucket
 from fakes import Reply as WireReply
 

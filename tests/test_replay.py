@@ -20,7 +20,7 @@ from lark_oapi.core.token.manager import TokenManager
 from dcml_bot.core.jobs import REQUEST_MEMORY, Jobs
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.plan import READ, SNOOZED
-from dcml_bot.platforms.replay import ReplayGuard
+from dcml_bot.platforms.common.replay import ReplayGuard
 from dcml_bot.store.events import REQUEST
 from support import MONDAY_SLOT, Clock, Recorder, make_bot
 from test_feishu import (

@@ -28,7 +28,7 @@ from dcml_bot.app import build_service
 from dcml_bot.core.delivery import STOPPED, WELCOME_PENDING
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import Stopping
-from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.common.background import Background
 from dcml_bot.server import build_http_app
 from dcml_bot.store import open_store
 from fakes import running

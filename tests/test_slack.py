@@ -23,9 +23,9 @@ from sqlalchemy import create_engine, text
 
 from dcml_bot.app import Service, build_service
 from dcml_bot.core.delivery import weekly_key
-from dcml_bot.core.messages import Reply
-from dcml_bot.platforms.slack import SlackPlatform
-from dcml_bot.platforms.slack_blocks import check_message, check_view
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.slack.blocks import check_message, check_view
+from dcml_bot.platforms.slack.platform import SlackPlatform
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
 from fakes import FakeAPI, running
@@ -586,7 +586,7 @@ def test_app_rate_limited_is_acknowledged_with_a_warning_naming_the_minute(
     slack: Slack, caplog: pytest.LogCaptureFixture
 ) -> None:
     body = (PAYLOADS / "slack_app_rate_limited.json").read_text()
-    with caplog.at_level("WARNING", logger="dcml_bot.platforms.slack"):
+    with caplog.at_level("WARNING", logger="dcml_bot.platforms.slack.platform"):
         assert slack.post(body, "application/json").status_code == 200
         forged = slack.post(body, "application/json", secret="not-the-secret")
     assert forged.status_code == 401
@@ -767,7 +767,7 @@ def test_socket_mode_commands_and_events(db_url: str) -> None:
 def test_manifest_grants_what_the_bot_uses() -> None:
     import yaml
 
-    from dcml_bot.platforms.slack import BOT_EVENTS, BOT_SCOPES, COMMAND
+    from dcml_bot.platforms.slack.platform import BOT_EVENTS, BOT_SCOPES, COMMAND
 
     manifest = yaml.safe_load((CONFIG.parent / "slack-manifest.yaml").read_text())
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND]

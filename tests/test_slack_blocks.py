@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.messages import (
+from dcml_bot.core.builders import weekly_reply
+from dcml_bot.core.reply import (
     ActionsBlock,
     Button,
     ContextBlock,
@@ -20,8 +21,7 @@ from dcml_bot.core.messages import (
     Reply,
     TextBlock,
 )
-from dcml_bot.core.replies import weekly_reply
-from dcml_bot.platforms.slack_blocks import (
+from dcml_bot.platforms.slack.blocks import (
     ACTION_PREFIX,
     MAX_MESSAGES,
     action_name,

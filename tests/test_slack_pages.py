@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from dcml_bot.app import build_service
-from dcml_bot.core.messages import Reply, TextBlock
 from dcml_bot.core.outbound import SendError
-from dcml_bot.platforms.slack_blocks import render_message
+from dcml_bot.core.reply import Reply, TextBlock
+from dcml_bot.platforms.slack.blocks import render_message
 from support import Clock
 from test_slack import DELIVERY_TIME, FakeSlack, slack_settings
 

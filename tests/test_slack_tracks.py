@@ -13,7 +13,7 @@ import pytest
 
 from dcml_bot.app import build_service, slack_options
 from dcml_bot.catalog import Entry, Level
-from dcml_bot.platforms.slack_blocks import check_message, check_view, escape
+from dcml_bot.platforms.slack.blocks import check_message, check_view, escape
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import TrackSettings
 from fakes import running

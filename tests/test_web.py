@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dcml_bot.app import Service, build_service
-from dcml_bot.platforms.local import LocalClock
+from dcml_bot.platforms.local.messenger import LocalClock
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
 from fakes import running

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from dcml_bot.catalog.guides import TrackSource
 from dcml_bot.core.attention import Attention
@@ -23,27 +23,25 @@ from dcml_bot.core.once import OnceOnly
 from dcml_bot.core.outbound import Messenger
 from dcml_bot.core.profile import Profiles
 from dcml_bot.core.review import Review
+from dcml_bot.platforms.common.base import STOP_GRACE
 from dcml_bot.settings import Settings
 from dcml_bot.store import Store, open_store
 
 if TYPE_CHECKING:
-    from starlette.routing import BaseRoute
-
     from dcml_bot.core.jobs import Jobs
     from dcml_bot.core.metrics import Metrics
-    from dcml_bot.platforms.background import Load
-    from dcml_bot.platforms.console import Console
-    from dcml_bot.platforms.feishu import FeishuOptions
-    from dcml_bot.platforms.local import LocalClock, LocalMessenger
-    from dcml_bot.platforms.slack_messenger import SlackOptions
+    from dcml_bot.platforms.common.base import Platform
+    from dcml_bot.platforms.common.preview import Previewer
+    from dcml_bot.platforms.feishu.messenger import FeishuOptions
+    from dcml_bot.platforms.local.console import Console
+    from dcml_bot.platforms.local.messenger import LocalClock, LocalMessenger
+    from dcml_bot.platforms.slack.messenger import SlackOptions
     from dcml_bot.scheduler import Scheduler
 
 __all__ = ["Bot", "Service", "build_bot", "build_console", "build_service", "utc_now"]
 
 log = logging.getLogger(__name__)
 
-# Seconds Service.stop gives work under way; with uvicorn's own 2 s, SIGTERM exits within 5 s.
-STOP_GRACE = 2.5
 # Seconds every worker of a platform may stay busy before /healthz calls it stuck: longer than
 # any task of the bot's own (an API call's timeout, a catalog download's deadline).
 STALL_AFTER = 60.0
@@ -168,7 +166,7 @@ def digest_plan(settings: Settings, messengers: Mapping[str, Messenger]) -> Dige
 
 def slack_options(settings: Settings) -> SlackOptions:
     """The Slack adapter's options from the settings (secrets unwrapped here, only)."""
-    from dcml_bot.platforms.slack_messenger import SlackOptions
+    from dcml_bot.platforms.slack.messenger import SlackOptions
 
     assert settings.slack_bot_token is not None
     secret, app_token = settings.slack_signing_secret, settings.slack_app_token
@@ -197,7 +195,7 @@ def track_places(
 
 def feishu_options(settings: Settings) -> FeishuOptions:
     """The Feishu adapter's options from the settings (secrets unwrapped here, only)."""
-    from dcml_bot.platforms.feishu import FeishuOptions
+    from dcml_bot.platforms.feishu.messenger import FeishuOptions
 
     assert settings.feishu_app_id is not None and settings.feishu_app_secret is not None
     token, key = settings.feishu_verification_token, settings.feishu_encrypt_key
@@ -213,33 +211,6 @@ def feishu_options(settings: Settings) -> FeishuOptions:
         language=settings.feishu.language,
         welcome_new_users=settings.feishu.welcome_new_users,
     )
-
-
-class Platform(Protocol):
-    """A chat platform's inbound side as the server sees it (implemented in ``platforms/``)."""
-
-    name: str
-
-    def routes(self) -> Sequence[BaseRoute]:
-        """HTTP routes this platform serves (may be empty, e.g. in Socket Mode)."""
-        ...
-
-    def start(self) -> None:
-        """Start background connections (Socket Mode, long connection, workers)."""
-        ...
-
-    def stop(self, grace: float = STOP_GRACE) -> None:
-        """Stop them: interrupt waits, leave queued joins to the next start, give work under
-        way up to ``grace`` seconds."""
-        ...
-
-    def health(self) -> dict[str, Any]:
-        """``{"state": "connected"}`` once the platform answered its first call."""
-        ...
-
-    def workers(self) -> Load | None:
-        """How busy its worker pool is (None: it has none)."""
-        ...
 
 
 @dataclass
@@ -365,8 +336,8 @@ def build_service(
     try:
         if settings.slack_enabled:
             # Imported only when enabled: a Feishu-only or local bot never loads the Slack SDK.
-            from dcml_bot.platforms.slack import SlackPlatform
-            from dcml_bot.platforms.slack_messenger import SlackMessenger, make_client
+            from dcml_bot.platforms.slack.messenger import SlackMessenger, make_client
+            from dcml_bot.platforms.slack.platform import SlackPlatform
 
             slack_config = slack_options(settings)
             slack = SlackMessenger(
@@ -376,9 +347,9 @@ def build_service(
             starters.append(lambda bot: SlackPlatform(bot, metrics, slack, slack_config))
         if settings.feishu_enabled:
             # Imported only when enabled: `import lark_oapi` alone takes about 2 s.
-            from dcml_bot.platforms.feishu import FeishuMessenger
-            from dcml_bot.platforms.feishu import make_client as make_feishu_client
-            from dcml_bot.platforms.feishu_events import FeishuPlatform
+            from dcml_bot.platforms.feishu.messenger import FeishuMessenger
+            from dcml_bot.platforms.feishu.messenger import make_client as make_feishu_client
+            from dcml_bot.platforms.feishu.platform import FeishuPlatform
 
             feishu_config = feishu_options(settings)
             feishu = FeishuMessenger(
@@ -399,8 +370,8 @@ def build_service(
     platforms = [start(bot) for start in starters]
     jobs = Jobs(bot, on_report=metrics.record_report)
     if local is not None:
-        from dcml_bot.platforms.lab_guard import LabOptions
-        from dcml_bot.platforms.web import LocalWebPlatform
+        from dcml_bot.platforms.local.guard import LabOptions
+        from dcml_bot.platforms.local.web import LocalWebPlatform
 
         token = settings.local.token
         options = LabOptions(
@@ -409,7 +380,7 @@ def build_service(
             token=token.get_secret_value() if token else None,
         )
         try:  # refused when it would answer beyond this machine without a token
-            platforms.append(LocalWebPlatform(bot, local, jobs, local_clock, options))
+            platforms.append(LocalWebPlatform(bot, local, jobs, local_clock, options, previewers()))
         except BaseException:
             bot.close()
             raise
@@ -424,6 +395,14 @@ def build_service(
     )
 
 
+def previewers() -> tuple[Previewer, ...]:
+    """How the local lab shows each reply: as Slack and as Feishu would receive it (no SDK)."""
+    from dcml_bot.platforms.feishu.preview import preview as as_feishu
+    from dcml_bot.platforms.slack.preview import preview as as_slack
+
+    return (as_slack, as_feishu)
+
+
 def local_platform(
     settings: Settings, store: Store, base: Callable[[], dt.datetime]
 ) -> tuple[LocalMessenger, LocalClock | None]:
@@ -432,7 +411,7 @@ def local_platform(
     The clock is kept in the database, so the web lab and ``dcml-bot console`` agree on the
     lab's time; with a real chat platform configured the bot keeps real time (no lab clock).
     """
-    from dcml_bot.platforms.local import LocalClock, LocalMessenger
+    from dcml_bot.platforms.local.messenger import LocalClock, LocalMessenger
 
     clock = None if settings.slack_enabled or settings.feishu_enabled else LocalClock(store, base)
     return LocalMessenger(store, clock or base), clock
@@ -447,7 +426,7 @@ def build_console(
 ) -> Console:
     """``dcml-bot console``: the bot on the local platform, on the web lab's clock if it has one."""
     from dcml_bot.core.jobs import Jobs
-    from dcml_bot.platforms.console import Console
+    from dcml_bot.platforms.local.console import Console
 
     store = store or open_store(settings.database_url)
     try:

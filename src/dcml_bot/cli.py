@@ -494,7 +494,7 @@ def digest(
     from rich.markup import escape
 
     from dcml_bot.core.digest import ALREADY, EMPTY, OFF, POSTED
-    from dcml_bot.core.messages import render_plain
+    from dcml_bot.core.reply import render_plain
 
     week, settings = _run_setup(week)
     off = escape("the digest is off: set [digest] channel (or DCML_BOT_DIGEST__CHANNEL)")

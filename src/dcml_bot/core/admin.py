@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from zoneinfo import ZoneInfo
 
+from dcml_bot.core.builders import simple
 from dcml_bot.core.commands import Caller, Command, Services
 from dcml_bot.core.i18n import text
 from dcml_bot.core.lab_table import bar, lab_rows
 from dcml_bot.core.library import LOADED, REJECTED, RUNNING, STOPPED
-from dcml_bot.core.messages import Block, ContextBlock, Reply, TextBlock
 from dcml_bot.core.plan import week_of
-from dcml_bot.core.replies import simple
+from dcml_bot.core.reply import Block, ContextBlock, Reply, TextBlock
 from dcml_bot.core.tracks import resolve, track_sizes
 
 

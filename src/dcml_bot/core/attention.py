@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Reply, TextBlock
 from dcml_bot.core.notices import AdminNotices
 from dcml_bot.core.plan import member_scope, next_paper, week_of
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.reply import Reply, TextBlock
 from dcml_bot.store import MemberRecord, Store
 
 QUIET_AFTER = dt.timedelta(weeks=3)

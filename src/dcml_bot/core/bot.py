@@ -57,7 +57,7 @@ def chat_commands(
             *admin.commands(),
             *extra,
         ],
-        buttons=[*reading.buttons(), *tracks.buttons()],
+        presses=[*reading.presses(), *tracks.presses()],
         forms=notes.forms(),
         fallback=browse.query,
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dcml_bot.catalog import Catalog, parse_query, run_query
 from dcml_bot.catalog.query import topic_names
 from dcml_bot.catalog.topics import topic_index
+from dcml_bot.core.builders import grouped, guide_name, simple
 from dcml_bot.core.commands import Caller, Command, Services
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import ContextBlock, ItemsBlock, Reply, TextBlock
 from dcml_bot.core.plan import Scope, in_scope
-from dcml_bot.core.replies import grouped, guide_name, simple
+from dcml_bot.core.reply import ContextBlock, ItemsBlock, Reply, TextBlock
 
 MAX_CACHED_ANSWERS = 512
 

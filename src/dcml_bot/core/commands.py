@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from dcml_bot.catalog import Catalog
 from dcml_bot.catalog.query import fold, track_of
+from dcml_bot.core.builders import guide_name, simple
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Block, ContextBlock, InputBlock, Reply, TextBlock
 from dcml_bot.core.plan import Scope, member_scope, week_of
 from dcml_bot.core.profile import Profiles
-from dcml_bot.core.replies import guide_name, simple
+from dcml_bot.core.reply import Block, ContextBlock, InputBlock, Reply, TextBlock
 from dcml_bot.store import MemberRecord, Store
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ class Command:
 
 
 @dataclass(frozen=True)
-class Button:
-    """A button press handler: the action names it answers and what answers it."""
+class Press:
+    """What answers a button press: the action names it answers and the callback."""
 
     actions: tuple[str, ...]
     callback: Callable[[Caller, str, str], Reply]  # (caller, action, value)
@@ -118,7 +118,7 @@ class Commands:
         *,
         admins: set[str],
         commands: Iterable[Command],
-        buttons: Iterable[Button],
+        presses: Iterable[Press],
         fallback: Handler,
         forms: Iterable[Form] = (),
     ) -> None:
@@ -134,7 +134,7 @@ class Commands:
                 if fold(word) in self.table:
                     raise ValueError(f"command word {word!r} is used twice")
                 self.table[fold(word)] = command
-        self.buttons = {action: button for button in buttons for action in button.actions}
+        self.presses = {action: press for press in presses for action in press.actions}
         self.forms = {action: form for form in forms for action in form.actions}
 
     def caller(self, member: MemberRecord) -> Caller:
@@ -188,11 +188,11 @@ class Commands:
     def press(self, member: MemberRecord, action: str, value: str) -> Reply:
         """A button press (done / skip / later on a paper, a direction in a picker …)."""
         who = self.caller(member)
-        button = self.buttons.get(action)
-        if button is None:
+        handler = self.presses.get(action)
+        if handler is None:
             log.info("ignored unknown action %r (%r)", action, value)
             return simple(text(who.language, "action.unknown"))
-        return button.callback(who, action, value)
+        return handler.callback(who, action, value)
 
     def ask(self, member: MemberRecord, action: str, value: str) -> InputBlock | Reply:
         """The text box for (action, value) in the member's language, or why there is none."""

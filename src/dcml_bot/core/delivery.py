@@ -10,16 +10,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dcml_bot.catalog import Entry
+from dcml_bot.core.builders import weekly_reply
 from dcml_bot.core.i18n import weekday as weekday_name
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import DROPPED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
 from dcml_bot.core.outbound import Stopping
 from dcml_bot.core.plan import SENT as UNANSWERED
 from dcml_bot.core.plan import member_scope, plan, slot_in_week, summarise, week_of
 from dcml_bot.core.profile import Profiles
 from dcml_bot.core.readers import ReadersOnce
-from dcml_bot.core.replies import weekly_reply
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import Claim, MemberRecord, OutboxRecord, ProgressRecord, Store
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from dcml_bot.core.delivery import WEEKDAY_INDEX
 from dcml_bot.core.digest_reply import digest_reply, note_reply, thread_reply
 from dcml_bot.core.digest_week import Week, compose, shares
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.once import (
     DROPPED,
     FAILED,
@@ -29,6 +28,7 @@ from dcml_bot.core.once import (
 )
 from dcml_bot.core.plan import slot_in_week, week_of
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import Claim, MemberRecord, NoteRecord, OutboxRecord, Store
 
 log = logging.getLogger(__name__)

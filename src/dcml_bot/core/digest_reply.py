@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dcml_bot.core.digest_week import Week
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import (
+from dcml_bot.core.reply import (
     Block,
     ContextBlock,
     ItemsBlock,

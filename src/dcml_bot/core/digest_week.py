@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dcml_bot.catalog import Catalog, Entry, Level
+from dcml_bot.core.builders import guide_name
 from dcml_bot.core.plan import (
     READ,
     SKIPPED,
@@ -19,7 +20,6 @@ from dcml_bot.core.plan import (
     reading_order,
     week_start,
 )
-from dcml_bot.core.replies import guide_name
 from dcml_bot.store import MemberRecord, ProgressRecord, Store
 
 LEVELS = (Level.ESSENTIAL, Level.OPTIONAL, Level.ADVANCED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dcml_bot.core.commands import Commands
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import Block, Reply, TextBlock
+from dcml_bot.core.reply import Block, Reply, TextBlock
 from dcml_bot.core.tracks import picker
 from dcml_bot.store import MemberRecord
 

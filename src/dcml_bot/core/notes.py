@@ -10,9 +10,13 @@ from zoneinfo import ZoneInfo
 
 from dcml_bot.catalog import Entry, entry_ref
 from dcml_bot.catalog.query import fold
+from dcml_bot.core.builders import ACTION_NOTE, note_input, simple
 from dcml_bot.core.commands import Caller, Command, Form, Services, Submitted
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import (
+from dcml_bot.core.plan import READ
+from dcml_bot.core.readers import name_of
+from dcml_bot.core.reading import choose, lookup
+from dcml_bot.core.reply import (
     Block,
     ContextBlock,
     InputBlock,
@@ -21,10 +25,6 @@ from dcml_bot.core.messages import (
     Reply,
     TextBlock,
 )
-from dcml_bot.core.plan import READ
-from dcml_bot.core.readers import name_of
-from dcml_bot.core.reading import choose, lookup
-from dcml_bot.core.replies import ACTION_NOTE, note_input, simple
 from dcml_bot.store import MemberRecord, NoteRecord
 from dcml_bot.store.reading_together import NOTE_MAX
 

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import ReloadResult
-from dcml_bot.core.messages import ContextBlock, Reply, TextBlock
 from dcml_bot.core.once import RECOVERED, SENT, TAKEN, Letter, OnceOnly, Parcel, Place
 from dcml_bot.core.profile import Profiles
+from dcml_bot.core.reply import ContextBlock, Reply, TextBlock
 from dcml_bot.store import Claim, MemberRecord
 
 log = logging.getLogger(__name__)

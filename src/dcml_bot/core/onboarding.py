@@ -7,14 +7,14 @@ import logging
 from collections.abc import Sequence
 
 from dcml_bot.catalog import Entry, Level
+from dcml_bot.core.builders import guide_name, paper_blocks
 from dcml_bot.core.delivery import Delivery, weekly_key, welcome_key
 from dcml_bot.core.i18n import text
 from dcml_bot.core.library import CatalogLibrary
-from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 from dcml_bot.core.once import RECOVERED, SENT, TAKEN, Letter, OnceOnly, Parcel, Retry
 from dcml_bot.core.plan import member_scope, plan, reading_order
 from dcml_bot.core.profile import Profiles
-from dcml_bot.core.replies import guide_name, paper_blocks
+from dcml_bot.core.reply import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 from dcml_bot.core.tracks import picker
 from dcml_bot.store import Claim, MemberRecord, Store
 

@@ -10,8 +10,8 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.outbound import Messenger, SendError, Stopping
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import Claim, MemberRecord, Store
 from dcml_bot.store.base import DEFAULT_LEASE
 

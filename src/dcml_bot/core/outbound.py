@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-from dcml_bot.core.messages import Reply
+from dcml_bot.core.reply import Reply
 
 
 class SendError(Exception):

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dcml_bot.catalog import Catalog, Entry, parse_query, run_query
 from dcml_bot.catalog.query import fold
-from dcml_bot.core.commands import Button, Caller, Command, Services
-from dcml_bot.core.i18n import LANGUAGES, text
-from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
-from dcml_bot.core.plan import READ, SKIPPED, SNOOZED, in_scope, next_paper, plan, summarise
-from dcml_bot.core.readers import ask_line
-from dcml_bot.core.replies import (
+from dcml_bot.core.builders import (
     ACTION_DONE,
     ACTION_LATER,
     ACTION_SKIP,
@@ -19,6 +14,11 @@ from dcml_bot.core.replies import (
     paper_blocks,
     simple,
 )
+from dcml_bot.core.commands import Caller, Command, Press, Services
+from dcml_bot.core.i18n import LANGUAGES, text
+from dcml_bot.core.plan import READ, SKIPPED, SNOOZED, in_scope, next_paper, plan, summarise
+from dcml_bot.core.readers import ask_line
+from dcml_bot.core.reply import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 
 _STATES = {ACTION_DONE: READ, ACTION_SKIP: SKIPPED, ACTION_LATER: SNOOZED}
 _ANSWERS = {ACTION_DONE: "done.ok", ACTION_SKIP: "skip.ok", ACTION_LATER: "later.ok"}
@@ -73,9 +73,9 @@ class Reading:
             Command("lang", self.lang, ("language", "语言"), changes=True),
         ]
 
-    def buttons(self) -> list[Button]:
+    def presses(self) -> list[Press]:
         """Done / skip / later on a paper message."""
-        return [Button(ACTIONS, self.press)]
+        return [Press(ACTIONS, self.press)]
 
     def next(self, who: Caller, rest: str) -> Reply:
         """``next``: the paper to read now, with buttons."""

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dcml_bot.catalog import Entry, parse_query, run_query
 from dcml_bot.catalog.query import fold
 from dcml_bot.core.attention import Attention
+from dcml_bot.core.builders import simple
 from dcml_bot.core.commands import Caller, Command, Services
 from dcml_bot.core.digest import DigestService
 from dcml_bot.core.i18n import text, weekday
-from dcml_bot.core.messages import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
-from dcml_bot.core.replies import simple
+from dcml_bot.core.reply import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
 
 PICK_WORDS = {"pick", "选", "选定"}
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dcml_bot.catalog import Catalog, Level
 from dcml_bot.catalog.models import COMMON
 from dcml_bot.catalog.query import fold, track_of
-from dcml_bot.core.commands import Button, Caller, Command, Services
+from dcml_bot.core.builders import guide_name, simple
+from dcml_bot.core.commands import Caller, Command, Press, Services
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import ActionsBlock, Block, ContextBlock, Reply, TextBlock
-from dcml_bot.core.messages import Button as ButtonView
 from dcml_bot.core.plan import in_scope
-from dcml_bot.core.replies import guide_name, simple
+from dcml_bot.core.reply import ActionsBlock, Block, Button, ContextBlock, Reply, TextBlock
 from dcml_bot.store import MemberRecord
 
 ACTION_TRACK = "track"
@@ -37,7 +36,7 @@ def picker(lang: str, catalog: Catalog) -> ActionsBlock:
             continue
         count, _ = track_sizes(catalog, track.name)
         label = text(lang, "track.button", title=track.title, count=count)
-        buttons.append(ButtonView(label=label, action=ACTION_TRACK, value=track.name))
+        buttons.append(Button(label=label, action=ACTION_TRACK, value=track.name))
     return ActionsBlock(buttons=tuple(buttons))
 
 
@@ -67,9 +66,9 @@ class Tracks:
             Command("track", self.choose, ("选择方向", "direction"), changes=True),
         ]
 
-    def buttons(self) -> list[Button]:
+    def presses(self) -> list[Press]:
         """A direction picked in a picker."""
-        return [Button((ACTION_TRACK,), self.press)]
+        return [Press((ACTION_TRACK,), self.press)]
 
     def list(self, who: Caller, rest: str) -> Reply:
         """``tracks``: every direction with its size, the member's marked; buttons to pick."""

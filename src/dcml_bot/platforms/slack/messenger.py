@@ -18,11 +18,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.web import SlackResponse
 
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import ChannelBook, SendError
-from dcml_bot.platforms.pacing import Pacing, Throttled
-from dcml_bot.platforms.slack_blocks import render_message
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common.pacing import Pacing, Throttled
+from dcml_bot.platforms.slack.blocks import render_message
 
 log = logging.getLogger(__name__)
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
 
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.store import Store
 from dcml_bot.store.events import REQUEST
 
 log = logging.getLogger(__name__)
-
-SLACK_SIGNATURE, SLACK_TIMESTAMP = "x-slack-signature", "x-slack-request-timestamp"
 
 
 class Replayed:
@@ -49,21 +46,3 @@ class ReplayGuard:
         self.metrics.rejected.labels(self.platform, "replay").inc()
         log.warning("%s: a replayed %s was answered without effect", self.platform, what)
         return False
-
-
-def slack_identity(headers: Mapping[str, Sequence[str]], body: Mapping[str, Any]) -> str | None:
-    """A signed slash command's, button press's or modal submission's identity: its timestamp
-    and signature.
-
-    Only a request Bolt has verified gets here, so nobody without the signing secret can make
-    another one; Slack's own retries concern events (deduplicated on their event id), which are
-    not guarded here. None for anything else, and in Socket Mode (no signatures).
-    """
-    if "command" not in body and body.get("type") not in ("block_actions", "view_submission"):
-        return None
-    lowered = {name.lower(): values for name, values in headers.items()}
-    signature = next(iter(lowered.get(SLACK_SIGNATURE) or ()), None)
-    timestamp = next(iter(lowered.get(SLACK_TIMESTAMP) or ()), None)
-    if not signature or not timestamp:
-        return None
-    return f"{timestamp}:{signature}"

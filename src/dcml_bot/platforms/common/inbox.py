@@ -14,7 +14,7 @@ from typing import Any
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.once import Retry
 from dcml_bot.core.outbound import Stopping
-from dcml_bot.platforms.background import Background
+from dcml_bot.platforms.common.background import Background
 from dcml_bot.store import Store
 
 log = logging.getLogger(__name__)

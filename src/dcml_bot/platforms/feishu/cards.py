@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from dcml_bot.core.messages import (
+from dcml_bot.core.reply import (
     ActionsBlock,
     Button,
     ContextBlock,
@@ -22,7 +22,7 @@ from dcml_bot.core.messages import (
     render_plain,
 )
 from dcml_bot.core.tracks import ACTION_TRACK
-from dcml_bot.platforms.feishu_forms import FORM_KEYS, form_problems, render_form
+from dcml_bot.platforms.feishu.forms import FORM_KEYS, form_problems, render_form
 
 CARD_LIMIT = 30 * 1024
 MAX_ACTION = 64

@@ -18,8 +18,8 @@ from lark_oapi.api.im.v1 import (  # type: ignore[import-untyped]
 
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.platforms.feishu import PLATFORM, FeishuOptions, attr
-from dcml_bot.platforms.inbox import Inbox
+from dcml_bot.platforms.common.inbox import Inbox
+from dcml_bot.platforms.feishu.messenger import PLATFORM, FeishuOptions, attr
 
 log = logging.getLogger(__name__)
 

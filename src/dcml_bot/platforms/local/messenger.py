@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from dcml_bot.core.messages import Reply
+from dcml_bot.core.reply import Reply
 from dcml_bot.store import LocalMessageRecord, Store
 
 log = logging.getLogger(__name__)

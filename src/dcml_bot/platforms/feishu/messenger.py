@@ -22,11 +22,11 @@ from lark_oapi.api.im.v1 import (  # type: ignore[import-untyped]
 )
 from lark_oapi.core.token.manager import TokenManager  # type: ignore[import-untyped]
 
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError, Stopping
-from dcml_bot.platforms.feishu_cards import dumps, render_card, render_post, render_text
-from dcml_bot.platforms.pacing import Pacing, Throttled
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common.pacing import Pacing, Throttled
+from dcml_bot.platforms.feishu.cards import dumps, render_card, render_post, render_text
 
 log = logging.getLogger(__name__)
 

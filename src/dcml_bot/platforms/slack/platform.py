@@ -22,21 +22,22 @@ from starlette.routing import BaseRoute, Route
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.home import home_reply
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.platforms.background import Background, Load
-from dcml_bot.platforms.first_call import FirstCall
-from dcml_bot.platforms.inbox import Inbox
-from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard, slack_identity
-from dcml_bot.platforms.slack_blocks import (
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common.background import Background, Load
+from dcml_bot.platforms.common.first_call import FirstCall
+from dcml_bot.platforms.common.inbox import Inbox
+from dcml_bot.platforms.common.replay import REPLAYED, Replayed, ReplayGuard
+from dcml_bot.platforms.slack.blocks import (
     ACTION_PREFIX,
     action_name,
     render_home,
     render_message,
 )
-from dcml_bot.platforms.slack_inputs import SlackInputs
-from dcml_bot.platforms.slack_joins import SlackJoins, display_name
-from dcml_bot.platforms.slack_messenger import PLATFORM, SlackMessenger, SlackOptions
+from dcml_bot.platforms.slack.identity import slack_identity
+from dcml_bot.platforms.slack.inputs import SlackInputs
+from dcml_bot.platforms.slack.joins import SlackJoins, display_name
+from dcml_bot.platforms.slack.messenger import PLATFORM, SlackMessenger, SlackOptions
 from dcml_bot.store import MemberRecord
 
 if TYPE_CHECKING:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -25,10 +23,10 @@ from dcml_bot.core.commands import Caller
 from dcml_bot.core.home import home_reply
 from dcml_bot.core.jobs import Jobs
 from dcml_bot.core.lab_table import lab_rows
-from dcml_bot.core.messages import Reply
-from dcml_bot.platforms import feishu_cards, slack_blocks
-from dcml_bot.platforms.lab_guard import LOGIN, LabGuard, LabOptions
-from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common.preview import Previewer, Rendering
+from dcml_bot.platforms.local.guard import LOGIN, LabGuard, LabOptions
+from dcml_bot.platforms.local.messenger import PLATFORM, LocalClock, LocalMessenger
 from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
@@ -50,51 +48,9 @@ class BadInput(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Preview:
-    """A reply as the real platforms would receive it, with their limit checks."""
-
-    slack: str
-    slack_problems: list[str]
-    slack_blocks: int
-    slack_longest: int
-    slack_bytes: int
-    feishu: str
-    feishu_problems: list[str]
-    feishu_bytes: int
-
-
-def preview(reply: Reply) -> Preview:
-    """Block Kit and Feishu card JSON for a reply, with sizes and problems."""
-    messages = slack_blocks.render_message(reply)
-    problems = [
-        f"message {n + 1}: {p}"
-        for n, m in enumerate(messages)
-        for p in slack_blocks.check_message(m)
-    ]
-    card = feishu_cards.render_card(reply)
-    return Preview(
-        slack=json.dumps(
-            messages if len(messages) > 1 else messages[0], ensure_ascii=False, indent=2
-        ),
-        slack_problems=problems,
-        slack_blocks=max(len(m["blocks"]) for m in messages),
-        slack_longest=max((_longest_text(m["blocks"]) for m in messages), default=0),
-        slack_bytes=sum(slack_blocks.json_size(m) for m in messages),
-        feishu=json.dumps(card, ensure_ascii=False, indent=2),
-        feishu_problems=feishu_cards.check_card(card),
-        feishu_bytes=feishu_cards.card_size(card),
-    )
-
-
-def _longest_text(node: Any) -> int:
-    """The longest ``text`` string anywhere in Block Kit JSON (sections allow 3,000)."""
-    if isinstance(node, dict):
-        own = len(node["text"]) if isinstance(node.get("text"), str) else 0
-        return max([own, *(_longest_text(v) for v in node.values())])
-    if isinstance(node, list):
-        return max((_longest_text(v) for v in node), default=0)
-    return 0
+def preview(reply: Reply, previewers: Sequence[Previewer]) -> list[Rendering]:
+    """The reply as each real platform would receive it (the composition root names them)."""
+    return [render(reply) for render in previewers]
 
 
 def user_id_for(name: str) -> str:
@@ -114,15 +70,20 @@ class LocalWebPlatform:
         jobs: Jobs,
         clock: LocalClock | None,
         options: LabOptions | None = None,
+        previewers: Sequence[Previewer] = (),
     ) -> None:
         self.bot = bot
+        self.previewers = tuple(previewers)
         self.messenger = messenger
         self.jobs = jobs
         self.clock = clock
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.guard = LabGuard(options or LabOptions(), self.templates)
-        self.templates.env.globals["preview"] = preview
+        self.templates.env.globals["preview"] = self._preview
         self.templates.env.globals["csrf"] = self.guard.csrf
+
+    def _preview(self, reply: Reply) -> list[Rendering]:
+        return preview(reply, self.previewers)
 
     def routes(self) -> Sequence[BaseRoute]:
         """The page and its actions, each behind the guard (the webhooks' routes are not)."""

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from dcml_bot.core.messages import InputBlock
+from dcml_bot.core.reply import InputBlock
 
 # Feishu's card input holds 1,000 characters at most, its placeholder 100 (input.md).
 MAX_INPUT = 1000

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from dcml_bot.catalog import Catalog, Entry, entry_ref
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import (
+from dcml_bot.core.reply import (
     ActionsBlock,
     Block,
     Button,

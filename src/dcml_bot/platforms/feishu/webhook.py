@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.platforms.feishu import PLATFORM
+from dcml_bot.platforms.feishu.messenger import PLATFORM
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.jobs import Jobs
-from dcml_bot.core.messages import Reply, render_plain
-from dcml_bot.platforms.local import PLATFORM, LocalClock, LocalMessenger
+from dcml_bot.core.reply import Reply, render_plain
+from dcml_bot.platforms.local.messenger import PLATFORM, LocalClock, LocalMessenger
 from dcml_bot.store import LocalMessageRecord, MemberRecord
 
 HELP = """Type /dcml … (or dcml …) to talk to the bot as the current user. Console commands:

@@ -16,11 +16,16 @@ import lark_oapi as lark  # type: ignore[import-untyped]
 from starlette.routing import BaseRoute, Route
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.messages import Reply
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError
-from dcml_bot.platforms.background import Background, Load
-from dcml_bot.platforms.feishu import (
+from dcml_bot.core.reply import Reply
+from dcml_bot.platforms.common.background import Background, Load
+from dcml_bot.platforms.common.first_call import FirstCall
+from dcml_bot.platforms.common.inbox import Inbox
+from dcml_bot.platforms.common.replay import ReplayGuard
+from dcml_bot.platforms.feishu.joins import P2P_ENTERED, USER_ADDED, USER_CREATED, FeishuJoins
+from dcml_bot.platforms.feishu.long_connection import KnownEventsOnly, LongConnection
+from dcml_bot.platforms.feishu.messenger import (
     PLATFORM,
     BotIdentity,
     FeishuMessenger,
@@ -29,13 +34,8 @@ from dcml_bot.platforms.feishu import (
     attr,
     delivery_uuid,
 )
-from dcml_bot.platforms.feishu_joins import P2P_ENTERED, USER_ADDED, USER_CREATED, FeishuJoins
-from dcml_bot.platforms.feishu_long_connection import KnownEventsOnly, LongConnection
-from dcml_bot.platforms.feishu_presses import CARD_ACTION, CardPresses
-from dcml_bot.platforms.feishu_webhook import PATH, Webhook, quiet_lark_rejections
-from dcml_bot.platforms.first_call import FirstCall
-from dcml_bot.platforms.inbox import Inbox
-from dcml_bot.platforms.replay import ReplayGuard
+from dcml_bot.platforms.feishu.presses import CARD_ACTION, CardPresses
+from dcml_bot.platforms.feishu.webhook import PATH, Webhook, quiet_lark_rejections
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from slack_sdk.models.basic_objects import JsonObject
 from slack_sdk.models.blocks import Block as SlackBlock
 from slack_sdk.models.views import View
 
-from dcml_bot.core.messages import (
+from dcml_bot.core.reply import (
     ActionsBlock,
     Button,
     ContextBlock,

@@ -11,8 +11,8 @@ from typing import Any
 from slack_bolt import App
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.platforms.inbox import Inbox
-from dcml_bot.platforms.slack_messenger import PLATFORM, SlackMessenger, SlackOptions
+from dcml_bot.platforms.common.inbox import Inbox
+from dcml_bot.platforms.slack.messenger import PLATFORM, SlackMessenger, SlackOptions
 
 log = logging.getLogger(__name__)
 

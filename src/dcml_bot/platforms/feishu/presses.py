@@ -16,13 +16,13 @@ from dcml_bot.catalog import entry_ref
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.commands import Submitted
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import Reply, TextBlock
 from dcml_bot.core.metrics import Metrics
-from dcml_bot.platforms.background import Background
-from dcml_bot.platforms.feishu import PLATFORM, FeishuMessenger, Target, attr
-from dcml_bot.platforms.feishu_cards import action_of, render_card
-from dcml_bot.platforms.feishu_forms import form_of, form_ref
-from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard
+from dcml_bot.core.reply import Reply, TextBlock
+from dcml_bot.platforms.common.background import Background
+from dcml_bot.platforms.common.replay import REPLAYED, Replayed, ReplayGuard
+from dcml_bot.platforms.feishu.cards import action_of, render_card
+from dcml_bot.platforms.feishu.forms import form_of, form_ref
+from dcml_bot.platforms.feishu.messenger import PLATFORM, FeishuMessenger, Target, attr
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,15 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web import SlackResponse
 
 from dcml_bot.core.bot import Bot
+from dcml_bot.core.builders import simple
 from dcml_bot.core.commands import Submitted
 from dcml_bot.core.i18n import text
-from dcml_bot.core.messages import InputBlock, Reply
 from dcml_bot.core.outbound import SendError
-from dcml_bot.core.replies import simple
-from dcml_bot.platforms.background import Background
-from dcml_bot.platforms.replay import REPLAYED, Replayed, ReplayGuard, slack_identity
-from dcml_bot.platforms.slack_blocks import INPUT_PREFIX, escape, render_message
+from dcml_bot.core.reply import InputBlock, Reply
+from dcml_bot.platforms.common.background import Background
+from dcml_bot.platforms.common.replay import REPLAYED, Replayed, ReplayGuard
+from dcml_bot.platforms.slack.blocks import INPUT_PREFIX, escape, render_message
+from dcml_bot.platforms.slack.identity import slack_identity
 from dcml_bot.store import MemberRecord
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,8 @@ def typed_text(view: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-class Messenger(Protocol):
-    """What the text boxes need of SlackMessenger."""
+class ModalSender(Protocol):
+    """What the text boxes need of SlackMessenger: paced Web API calls (views.open) and DMs."""
 
     client: WebClient
 
@@ -111,7 +112,7 @@ class SlackInputs:
     def __init__(
         self,
         bot: Bot,
-        messenger: Messenger,
+        messenger: ModalSender,
         background: Background,
         member: Callable[[str], MemberRecord],
         count: Callable[[str, str], None],
