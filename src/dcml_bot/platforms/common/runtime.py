@@ -50,9 +50,8 @@ class Runtime:
         self.platform = platform
         self.bot = bot
         self.metrics = metrics
-        self.listen = listen
-        self.disconnect = disconnect
-        self.close = close
+        # The platform's own steps, taken by start() and stop() in the one order.
+        self.listen, self.disconnect, self.close = listen, disconnect, close
         self.background = Background(platform, metrics, workers)
         # A join that fails is tried again while running; given up, the admins are told.
         self.inbox = Inbox(

@@ -95,7 +95,7 @@ class FeishuPlatform(Runtime):
     def __init__(
         self, bot: Bot, metrics: Metrics, messenger: FeishuMessenger, options: FeishuOptions
     ) -> None:
-        # The first call learns who the bot is; the long connection opens after it.
+        # The first call learns who the bot is; the long connection opens once it has begun.
         super().__init__(
             PLATFORM,
             bot,

@@ -109,11 +109,12 @@ class SlackPlatform(Runtime):
         # Bolt logs a forged request's whole body at INFO; endpoint() logs one line without it.
         quiet_bolt_forgeries()
         self.app.command(COMMAND)(self._on_command)
-        event = self.event
-        SlackJoins(bot, messenger, self.inbox, event, options).register(self.app)
+        SlackJoins(bot, messenger, self.inbox, self.event, options).register(self.app)
         self.app.event("app_home_opened")(self._on_home)
         # Text boxes (a note on a paper): their buttons open modals. Before the catch-alls.
-        inputs = SlackInputs(bot, messenger, self.background, self._member, event, self.replays)
+        inputs = SlackInputs(
+            bot, messenger, self.background, self._member, self.event, self.replays
+        )
         inputs.register(self.app)
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.action(re.compile(".*"))(self._on_unknown_action)
