@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import Any
 
 import lark_oapi as lark  # type: ignore[import-untyped]
@@ -19,10 +17,7 @@ from dcml_bot.core.bot import Bot
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError
 from dcml_bot.core.reply import Reply
-from dcml_bot.platforms.common.background import Background, Load
-from dcml_bot.platforms.common.first_call import FirstCall
-from dcml_bot.platforms.common.inbox import Inbox
-from dcml_bot.platforms.common.replay import ReplayGuard
+from dcml_bot.platforms.common.runtime import Runtime
 from dcml_bot.platforms.feishu.joins import P2P_ENTERED, USER_ADDED, USER_CREATED, FeishuJoins
 from dcml_bot.platforms.feishu.long_connection import KnownEventsOnly, LongConnection
 from dcml_bot.platforms.feishu.messenger import (
@@ -70,7 +65,6 @@ MENU_COMMANDS = {
 }
 # Seconds between attempts to learn the bot's open_id: the first wait, doubling up to the last.
 IDENTITY_RETRY = (2.0, 300.0)
-CONNECT_WAIT = 3.0  # seconds start() waits for the bot info API before serving without it
 _MENU_PREFIX = re.compile(r"^dcml[_:.\-]", re.IGNORECASE)
 _MENTION = re.compile(r"@_(?:user_\d+|all)\b")
 
@@ -93,45 +87,39 @@ def menu_command(event_key: str | None) -> str:
     return MENU_COMMANDS.get(key, "help")
 
 
-class FeishuPlatform:
+class FeishuPlatform(Runtime):
     """Feishu's inbound side: /feishu/events (or the long connection) into the core."""
 
     name = PLATFORM
 
     def __init__(
-        self,
-        bot: Bot,
-        metrics: Metrics,
-        messenger: FeishuMessenger,
-        options: FeishuOptions,
-        *,
-        workers: int = 8,
+        self, bot: Bot, metrics: Metrics, messenger: FeishuMessenger, options: FeishuOptions
     ) -> None:
-        self.options = options
-        self.bot = bot
-        self.metrics = metrics
-        self.messenger = messenger
-        self.mode = options.mode
-        self.background = Background("feishu", metrics, workers)
-        # Joins are kept from arrival until handled: a restart replays what shutdown left.
-        self.inbox = Inbox(
+        # The first call learns who the bot is; the long connection opens once it has begun.
+        super().__init__(
             PLATFORM,
-            bot.store,
-            self.background,
-            bot.clock,
+            bot,
             metrics,
-            on_give_up=functools.partial(bot.notices.welcome_lost, PLATFORM),
+            connect=self._identify,
+            listen=self._listen,
+            disconnect=self._disconnect,
+            close=messenger.close,
+            retry=IDENTITY_RETRY,
         )
-        self.joins = FeishuJoins(bot, metrics, self.inbox, self._event, options)
-        # A card press sent again within the 5-minute window: answered, without effect.
-        self.replays = ReplayGuard(PLATFORM, bot.store, bot.clock, metrics)
+        self.messenger = messenger
+        self.options = options
+        self.mode = options.mode
+        # Who the bot is: learned in the background at start (bot info API), None until then.
+        self.identity: BotIdentity | None = None
+        self.connection: LongConnection | None = None
+        self.joins = FeishuJoins(bot, metrics, self.inbox, self.event, options)
         self.presses = CardPresses(
             bot,
             metrics,
             messenger,
             self.background,
             self.replays,
-            self._event,
+            self.event,
             self._deliver,
             options.language,
         )
@@ -148,15 +136,8 @@ class FeishuPlatform:
         )
         # A forged or unknown-type request is not worth an ERROR traceback from the SDK.
         quiet_lark_rejections()
-        # Who the bot is: learned in the background at start (bot info API), None until then.
-        self.identity: BotIdentity | None = None
-        first_wait, longest = IDENTITY_RETRY
-        self.first_call = FirstCall(
-            PLATFORM, self._identify, first_wait=first_wait, max_wait=longest
-        )
         self._unverified_warned = False
         self._warn_lock = threading.Lock()
-        self.connection: LongConnection | None = None
         if self.mode == "websocket":
             self.connection = LongConnection(
                 options.app_id,
@@ -200,39 +181,18 @@ class FeishuPlatform:
             )
         return [Route(PATH, self.webhook.endpoint, methods=["POST"])]
 
-    def start(self) -> None:
-        """Learn the bot's open_id (in the background until the bot info API answers; a moment
-        is waited for it); open the long connection in websocket mode. Until the open_id is
-        known, group messages are ignored."""
-        if not self.first_call.start(wait=CONNECT_WAIT):
-            log.warning("feishu: the bot info API has not answered yet; retrying in the background")
+    def _listen(self) -> None:
         if self.connection is not None:
             self.connection.start()
             log.info("feishu: connecting over the long connection")
-        self.inbox.replay()
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop learning the bot's open_id, close the long connection, interrupt waits for
-        Feishu and give work under way ``grace`` seconds; queued joins are left to the next
-        start (the inbox)."""
-        self.first_call.stop()
+    def _disconnect(self) -> None:
         if self.connection is not None:
             self.connection.stop()
-        self.messenger.close()
-        self.inbox.close()
-        self.background.shutdown(grace)
 
     def wait_identity(self, timeout: float) -> bool:
         """Whether the bot's open_id is known, waiting up to ``timeout`` seconds for it."""
         return self.first_call.wait(timeout)
-
-    def health(self) -> dict[str, Any]:
-        """``{"state": "connected"}`` once the bot knows its open_id (its first API call)."""
-        return self.first_call.health()
-
-    def workers(self) -> Load:
-        """How busy the worker pool is (for /healthz)."""
-        return self.background.load()
 
     def _identify(self) -> None:
         """Ask the bot info API who the bot is (retried by ``first_call`` until it answers)."""
@@ -248,34 +208,24 @@ class FeishuPlatform:
             identity.app_name or "no app name",
         )
 
-    def drain(self, timeout: float = 10.0) -> None:
-        """Wait until background work queued so far has finished (tests and shutdown)."""
-        self.background.drain(timeout)
-
-    def _submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
-        return self.background.submit(work, *args)
-
     # --- dispatch (called by lark-oapi; must return quickly and never raise) -----------------
-
-    def _event(self, kind: str, outcome: str) -> None:
-        self.metrics.events.labels(PLATFORM, kind, outcome).inc()
 
     def _ignorer(self, event_type: str) -> Callable[[Any], None]:
         def ignore(data: Any) -> None:
-            self._event(event_type, "ignored")
+            self.event(event_type, "ignored")
 
         return ignore
 
     def _on_unknown(self, event_type: str | None) -> None:
-        self._event(event_type or "unknown", "ignored")
+        self.event(event_type or "unknown", "ignored")
         log.debug("feishu: ignored event of type %s", event_type)
 
     def _enqueue(self, kind: str, data: Any, work: Callable[[Any, str | None], None]) -> None:
         event_id = attr(data, "header", "event_id")
         try:
-            self._submit(self._process, kind, str(event_id) if event_id else None, work, data)
+            self.submit(self._process, kind, str(event_id) if event_id else None, work, data)
         except RuntimeError:  # the pool is shut down: we are stopping
-            self._event(kind, "dropped")
+            self.event(kind, "dropped")
             log.warning("feishu: %s %s dropped during shutdown", kind, event_id)
 
     def _process(
@@ -283,7 +233,7 @@ class FeishuPlatform:
     ) -> None:
         """Dedupe on ``header.event_id`` (Feishu redelivers for hours), then do the work."""
         if event_id and not self.bot.store.record_event(PLATFORM, event_id, self.bot.clock()):
-            self._event(kind, "duplicate")
+            self.event(kind, "duplicate")
             return
         work(data, event_id)
 
@@ -300,15 +250,15 @@ class FeishuPlatform:
         message = attr(event, "message")
         open_id = attr(event, "sender", "sender_id", "open_id")
         if attr(event, "sender", "sender_type") != "user" or not open_id or message is None:
-            self._event(MESSAGE, "ignored")
+            self.event(MESSAGE, "ignored")
             return
         if message.chat_type != "p2p":
             not_for_me = self._not_for_me(message.mentions)
             if not_for_me is not None:
-                self._event(MESSAGE, not_for_me)
+                self.event(MESSAGE, not_for_me)
                 return
         if message.message_type != "text":
-            self._event(MESSAGE, "not-text")
+            self.event(MESSAGE, "not-text")
             return
         line = command_text(message.content)
         reply = self._answer(str(open_id), line)
@@ -351,7 +301,7 @@ class FeishuPlatform:
         event = attr(data, "event")
         open_id = attr(event, "operator", "operator_id", "open_id")
         if not open_id:
-            self._event(MENU, "ignored")
+            self.event(MENU, "ignored")
             return
         name = attr(event, "operator", "operator_name")
         reply = self._answer(str(open_id), menu_command(attr(event, "event_key")), name)
@@ -366,11 +316,10 @@ class FeishuPlatform:
             member = self.bot.member(PLATFORM, open_id, display_name=str(name) if name else None)
             reply = self.bot.commands.handle(member, line)
         except Exception:
-            self.metrics.commands.labels(PLATFORM, "error").inc()
+            self.command("error")
             log.exception("feishu: command from %s failed", open_id)
             return None
-        self.metrics.commands.labels(PLATFORM, "ok").inc()
-        self.metrics.command_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+        self.command("ok", started)
         return reply
 
     def _deliver(self, target: Target, reply: Reply, uuid: str | None) -> None:

@@ -24,10 +24,8 @@ from dcml_bot.core.home import home_reply
 from dcml_bot.core.i18n import text
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.reply import Reply
-from dcml_bot.platforms.common.background import Background, Load
-from dcml_bot.platforms.common.first_call import FirstCall
-from dcml_bot.platforms.common.inbox import Inbox
-from dcml_bot.platforms.common.replay import REPLAYED, Replayed, ReplayGuard
+from dcml_bot.platforms.common.replay import REPLAYED, Replayed
+from dcml_bot.platforms.common.runtime import Runtime
 from dcml_bot.platforms.slack.blocks import (
     ACTION_PREFIX,
     action_name,
@@ -44,8 +42,6 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
-
-CONNECT_WAIT = 3.0  # seconds start() waits for Slack before serving without it (retrying)
 
 COMMAND = "/dcml"
 MAX_BODY = 256 * 1024
@@ -79,38 +75,23 @@ def quiet_bolt_forgeries() -> None:
         logger.addFilter(QuietForgeries())
 
 
-class SlackPlatform:
+class SlackPlatform(Runtime):
     """Slack's inbound side: /slack/events (or Socket Mode) into the core, replies back out."""
 
     name = PLATFORM
 
     def __init__(
-        self,
-        bot: Bot,
-        metrics: Metrics,
-        messenger: SlackMessenger,
-        options: SlackOptions,
-        *,
-        workers: int = 8,
+        self, bot: Bot, metrics: Metrics, messenger: SlackMessenger, options: SlackOptions
     ) -> None:
+        # The first call checks the token (auth.test) and connects Socket Mode when set.
+        connect, disconnect = self._connect, self._disconnect
+        super().__init__(
+            PLATFORM, bot, metrics, connect=connect, disconnect=disconnect, close=messenger.close
+        )
         self.options = options
-        self.bot = bot
-        self.metrics = metrics
         self.messenger = messenger
         # Replies are immutable and popular queries repeat: render each distinct one once.
         self.render = functools.lru_cache(maxsize=256)(render_message)
-        self.background = Background("slack", metrics, workers)
-        # A join that fails (users.info down) is tried again while running, then given up.
-        self.inbox = Inbox(
-            PLATFORM,
-            bot.store,
-            self.background,
-            bot.clock,
-            metrics,
-            on_give_up=functools.partial(bot.notices.welcome_lost, PLATFORM),
-        )
-        # A captured command or press sent again within its signature's 5 minutes: no effect.
-        self.replays = ReplayGuard(PLATFORM, bot.store, bot.clock, metrics)
         secret = options.signing_secret
         self.app = App(
             # The name Bolt would derive from its caller's file; without it Bolt calls
@@ -128,12 +109,13 @@ class SlackPlatform:
         # Bolt logs a forged request's whole body at INFO; endpoint() logs one line without it.
         quiet_bolt_forgeries()
         self.app.command(COMMAND)(self._on_command)
-        SlackJoins(bot, messenger, self.inbox, self._event, options).register(self.app)
+        SlackJoins(bot, messenger, self.inbox, self.event, options).register(self.app)
         self.app.event("app_home_opened")(self._on_home)
         # Text boxes (a note on a paper): their buttons open modals. Before the catch-alls.
-        SlackInputs(
-            bot, messenger, self.background, self._member, self._event, self.replays
-        ).register(self.app)
+        inputs = SlackInputs(
+            bot, messenger, self.background, self._member, self.event, self.replays
+        )
+        inputs.register(self.app)
         self.app.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._on_action)
         self.app.action(re.compile(".*"))(self._on_unknown_action)
         self.app.event(re.compile(".*"))(self._on_other_event)
@@ -144,7 +126,6 @@ class SlackPlatform:
         self.app.view(re.compile(".*"))(self._on_unused)
         self.app.view_closed(re.compile(".*"))(self._on_unused)
         self.app.options(re.compile(".*"))(self._on_unused)
-        self.first_call = FirstCall(PLATFORM, self._connect)
         self.socket: SocketModeHandler | None = None
         if options.app_token is not None:
             # Imported only for Socket Mode: the websocket client costs ≈ 35 ms at start-up.
@@ -160,13 +141,6 @@ class SlackPlatform:
             return []
         return [Route("/slack/events", self.endpoint, methods=["POST"])]
 
-    def start(self) -> None:
-        """Check the token (``auth.test``) and connect Socket Mode when an app token is set, in
-        the background until Slack answers; wait a moment so a reachable Slack is ready at once."""
-        if not self.first_call.start(wait=CONNECT_WAIT):
-            log.warning("slack: not connected yet; serving, and retrying in the background")
-        self.inbox.replay()
-
     def _connect(self) -> None:
         answer = self.messenger.client.auth_test()
         log.info("slack: connected as %s in %s", answer.get("user_id"), answer.get("team_id"))
@@ -174,30 +148,9 @@ class SlackPlatform:
             self.socket.connect()  # type: ignore[no-untyped-call]
             log.info("slack: connected over Socket Mode")
 
-    def health(self) -> dict[str, Any]:
-        """Whether the first call (auth.test, Socket Mode) has answered."""
-        return self.first_call.health()
-
-    def workers(self) -> Load:
-        """How busy the worker pool is (for /healthz)."""
-        return self.background.load()
-
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop connecting, close Socket Mode, interrupt waits for Slack, and give work under
-        way ``grace`` seconds; queued joins are left to the next start (the inbox)."""
-        self.first_call.stop()
+    def _disconnect(self) -> None:
         if self.socket is not None and self.first_call.connected.is_set():
             self.socket.close()  # type: ignore[no-untyped-call]
-        self.messenger.close()
-        self.inbox.close()
-        self.background.shutdown(grace)
-
-    def drain(self, timeout: float = 10.0) -> None:
-        """Wait until background work queued so far has finished (tests and shutdown)."""
-        self.background.drain(timeout)
-
-    def _submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
-        return self.background.submit(work, *args)
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -246,7 +199,7 @@ class SlackPlatform:
         if known is not None:
             return known
         member = self.bot.store.upsert_member(PLATFORM, user_id, now=self.bot.clock())
-        self._submit(self._learn_profile, user_id)
+        self.submit(self._learn_profile, user_id)
         return member
 
     def _learn_profile(self, user_id: str) -> None:
@@ -281,11 +234,11 @@ class SlackPlatform:
             )
         except Exception:
             ack(text=text(lang, "failed"), response_type="ephemeral")
-            self.metrics.commands.labels(PLATFORM, "error").inc()
+            self.command("error")
             return
         if reply is None:
             ack(text=text(lang, "busy"), response_type="ephemeral")
-            self.metrics.commands.labels(PLATFORM, "late").inc()
+            self.command("late")
             return
         if isinstance(reply, Replayed):
             ack()
@@ -294,9 +247,8 @@ class SlackPlatform:
         first = pages[0]
         ack(text=first["text"], blocks=first["blocks"], response_type="ephemeral")
         if len(pages) > 1:
-            self._submit(self._respond_pages, respond, pages[1:])
-        self.metrics.commands.labels(PLATFORM, "ok").inc()
-        self.metrics.command_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+            self.submit(self._respond_pages, respond, pages[1:])
+        self.command("ok", started)
 
     def _respond_pages(self, respond: Respond, pages: list[dict[str, Any]]) -> None:
         for page in pages:
@@ -313,13 +265,10 @@ class SlackPlatform:
 
     # --- events -----------------------------------------------------------------------------
 
-    def _event(self, kind: str, outcome: str) -> None:
-        self.metrics.events.labels(PLATFORM, kind, outcome).inc()
-
     def _on_home(self, event: dict[str, Any]) -> None:
         if event.get("tab") != "home" or not event.get("user"):
             return
-        self._submit(self.publish_home, str(event["user"]))
+        self.submit(self.publish_home, str(event["user"]))
 
     def publish_home(self, user_id: str) -> None:
         """Publish a member's App Home: progress, next paper, and the lab table for admins."""
@@ -330,10 +279,10 @@ class SlackPlatform:
             "views.publish",
             lambda: client.views_publish(user_id=user_id, view=view),
         )
-        self._event("app_home_opened", "published")
+        self.event("app_home_opened", "published")
 
     def _on_other_event(self, event: dict[str, Any]) -> None:
-        self._event(str(event.get("type") or "unknown"), "ignored")
+        self.event(str(event.get("type") or "unknown"), "ignored")
 
     def _on_app_rate_limited(
         self, body: dict[str, Any], next: Callable[[], None]
@@ -354,7 +303,7 @@ class SlackPlatform:
             body.get("team_id"),
             since,
         )
-        self._event("app_rate_limited", "acknowledged")
+        self.event("app_rate_limited", "acknowledged")
         return BoltResponse(status=200, body="")
 
     def _on_unused(self, ack: Ack, body: dict[str, Any]) -> None:
@@ -362,7 +311,7 @@ class SlackPlatform:
         ack()
         kind = str(body.get("type") or "unknown")
         log.info("slack: ignored a %s request (the bot offers none)", kind)
-        self._event(kind, "ignored")
+        self.event(kind, "ignored")
 
     # --- buttons ----------------------------------------------------------------------------
 
@@ -375,7 +324,7 @@ class SlackPlatform:
         req: BoltRequest,
     ) -> None:
         ack()
-        self._submit(self._press, body, action, respond, slack_identity(req.headers, body))
+        self.submit(self._press, body, action, respond, slack_identity(req.headers, body))
 
     def _press(
         self,
@@ -390,7 +339,7 @@ class SlackPlatform:
         member = self._member(str(user["id"]))
         name = action_name(str(action.get("action_id", "")))
         reply = self.bot.commands.press(member, name, str(action.get("value") or ""))
-        self._event("block_actions", name)
+        self.event("block_actions", name)
         container = body.get("container") or {}
         if container.get("type") == "view":
             self.publish_home(member.user_id)
@@ -403,4 +352,4 @@ class SlackPlatform:
     def _on_unknown_action(self, ack: Ack, action: dict[str, Any]) -> None:
         ack()
         log.info("slack: ignored unknown action %r", action.get("action_id"))
-        self._event("block_actions", "unknown")
+        self.event("block_actions", "unknown")
