@@ -3,7 +3,7 @@ and who needs attention, for admins."""
 
 from __future__ import annotations
 
-from dcml_bot.core.commands import Commands
+from dcml_bot.core.commands.table import Commands
 from dcml_bot.core.i18n import text
 from dcml_bot.core.reply import Block, Reply, TextBlock
 from dcml_bot.core.tracks import picker

@@ -1,7 +1,9 @@
-"""``/dcml …`` text and button presses in, neutral replies out: one table of command handlers.
+"""The command table's types and its dispatcher: ``/dcml …`` text, button presses and text
+boxes in, neutral replies out.
 
-A handler is a name, its zh/en aliases, an admin flag and a callback; the groups of handlers
-live beside this module (``browse``, ``reading``, ``tracks``, ``admin``).
+A command is a name, its zh/en aliases, an admin flag and a callback; a group gathers the
+commands, presses and forms of one part of the bot (the groups are the modules beside this one,
+listed once in ``groups``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dcml_bot.catalog import Catalog
@@ -80,6 +82,16 @@ class Form:
     submit: Callable[[Caller, str, str, str], Submitted]  # (caller, action, value, text)
 
 
+@dataclass(frozen=True)
+class Group:
+    """One group of the table: its commands, the button presses and the text boxes it answers."""
+
+    name: str
+    commands: tuple[Command, ...] = ()
+    presses: tuple[Press, ...] = ()
+    forms: tuple[Form, ...] = ()
+
+
 @dataclass
 class Services:
     """What every group of handlers reads: the store, the catalog, profiles, delivery, clock."""
@@ -117,25 +129,31 @@ class Commands:
         services: Services,
         *,
         admins: set[str],
-        commands: Iterable[Command],
-        presses: Iterable[Press],
+        groups: Sequence[Group],
         fallback: Handler,
-        forms: Iterable[Form] = (),
     ) -> None:
         self.services = services
         self.admins = admins
         self.fallback = fallback
+        self.groups = tuple(groups)
         self.table: dict[str, Command] = {}
         for command in (
             Command("help", lambda who, rest: self.help(who), ("帮助", "?")),
-            *commands,
+            *(command for group in self.groups for command in group.commands),
         ):
             for word in (command.name, *command.aliases):
                 if fold(word) in self.table:
                     raise ValueError(f"command word {word!r} is used twice")
                 self.table[fold(word)] = command
-        self.presses = {action: press for press in presses for action in press.actions}
-        self.forms = {action: form for form in forms for action in form.actions}
+        self.presses = {
+            action: press
+            for group in self.groups
+            for press in group.presses
+            for action in press.actions
+        }
+        self.forms = {
+            action: form for group in self.groups for form in group.forms for action in form.actions
+        }
 
     def caller(self, member: MemberRecord) -> Caller:
         """The caller for a member, with their language and admin flag."""
