@@ -29,4 +29,4 @@ def home_reply(commands: Commands, member: MemberRecord) -> Reply:
             if view.header:
                 blocks.append(TextBlock(text=view.header))
             blocks += view.blocks
-    return Reply(header=progress.header, blocks=tuple(blocks))
+    return Reply(header=progress.header, blocks=tuple(blocks), lang=who.language)

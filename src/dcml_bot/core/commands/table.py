@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dcml_bot.catalog import Catalog
 from dcml_bot.catalog.query import fold, track_of
@@ -164,6 +164,9 @@ class Commands:
     def handle(self, member: MemberRecord, raw: str) -> Reply:
         """Answer a command typed by a member."""
         who = self.caller(member)
+        return self._answer(who, raw).in_language(who.language)
+
+    def _answer(self, who: Caller, raw: str) -> Reply:
         lang = who.language
         line = self._line(raw)
         if not line:
@@ -201,7 +204,7 @@ class Commands:
 
     def run(self, who: Caller, name: str, rest: str = "") -> Reply:
         """Run one command for a caller built by the platform (the local lab's operator)."""
-        return self.table[fold(name)].callback(who, rest)
+        return self.table[fold(name)].callback(who, rest).in_language(who.language)
 
     def press(self, member: MemberRecord, action: str, value: str) -> Reply:
         """A button press (done / skip / later on a paper, a direction in a picker …)."""
@@ -209,8 +212,8 @@ class Commands:
         handler = self.presses.get(action)
         if handler is None:
             log.info("ignored unknown action %r (%r)", action, value)
-            return simple(text(who.language, "action.unknown"))
-        return handler.callback(who, action, value)
+            return simple(text(who.language, "action.unknown")).in_language(who.language)
+        return handler.callback(who, action, value).in_language(who.language)
 
     def ask(self, member: MemberRecord, action: str, value: str) -> InputBlock | Reply:
         """The text box for (action, value) in the member's language, or why there is none."""
@@ -218,8 +221,9 @@ class Commands:
         form = self.forms.get(action)
         if form is None:
             log.info("ignored unknown form %r (%r)", action, value)
-            return simple(text(who.language, "action.unknown"))
-        return form.ask(who, action, value)
+            return simple(text(who.language, "action.unknown")).in_language(who.language)
+        asked = form.ask(who, action, value)
+        return asked.in_language(who.language) if isinstance(asked, Reply) else asked
 
     def submit(self, member: MemberRecord, action: str, value: str, typed: str) -> Submitted:
         """Text typed into a box (a note in a Slack modal, a Feishu card form, the local lab)."""
@@ -228,8 +232,9 @@ class Commands:
         if form is None:
             log.info("ignored unknown form %r (%r)", action, value)
             message = text(who.language, "action.unknown")
-            return Submitted(simple(message), message)
-        return form.submit(who, action, value, typed)
+            return Submitted(simple(message).in_language(who.language), message)
+        submitted = form.submit(who, action, value, typed)
+        return replace(submitted, reply=submitted.reply.in_language(who.language))
 
     def help(self, who: Caller) -> Reply:
         """The help reply."""
