@@ -213,3 +213,13 @@ def test_button_presses(bot: Bot, clock: Clock) -> None:
     gone = bot.commands.press(alice, "done", f"arxiv:9999.99999|{WEEK}")
     assert "no longer in the guide" in text_of(gone)
     assert bot.store.progress_for(alice.id) == before
+
+
+def test_replies_carry_the_readers_language(bot: Bot) -> None:
+    alice = bot.member("local", "alice")
+    assert bot.commands.handle(alice, "help").lang == "en"
+    say(bot, "alice", "lang zh")
+    alice = bot.member("local", "alice")
+    for line in ("help", "next", "progress", "zzqx", "lab", "note"):
+        assert bot.commands.handle(alice, line).lang == "zh", line
+    assert bot.commands.press(alice, "no-such-action", "x").lang == "zh"

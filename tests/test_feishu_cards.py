@@ -466,3 +466,20 @@ def test_a_long_button_label_is_cut_to_feishus_limit() -> None:
     assert len(cut) == MAX_LABEL and cut.endswith("…")
     assert long.label.startswith(cut[:-1])
     assert kept == short.label
+
+
+ZH_MORE = re.compile(r"……还有 (\d+) 项未显示——请缩小查询范围")
+
+
+def test_a_chinese_reply_cut_short_says_so_in_chinese() -> None:
+    reply = big_reply(500).in_language("zh")
+    card = render_card(reply)
+    assert check_card(card) == []
+    (count,) = ZH_MORE.findall(markdown_of(card))
+    assert int(count) == 500 - len(links_of(card)) > 0
+    assert MORE.findall(markdown_of(card)) == []
+    post = render_post(reply)
+    texts = [e["text"] for line in post_lines(post) for e in line]
+    (count,) = [int(m) for t in texts for m in ZH_MORE.findall(t)]
+    assert count == 500 - len(post_links(post)) > 0
+    assert not any(MORE.search(t) for t in texts)

@@ -557,3 +557,22 @@ def test_home_view_of_500_items_is_valid(title_length: int, note_length: int) ->
         assert len(shown) == 500
     else:
         assert 0 < len(shown) < 500
+
+
+ZH_LEFT_OUT = re.compile(r"……还有 (\d+) 项未显示——请缩小查询范围，例如 `/dcml 必读 rag`")
+
+
+def test_a_chinese_reply_cut_short_says_so_in_chinese() -> None:
+    items = many_items(500, title_length=1500, note_length=400)
+    reply = Reply(header="全部", blocks=(ItemsBlock(title="全部", items=items),), lang="zh")
+    payloads = render_message(reply)
+    assert_valid(payloads)
+    notice = texts(payloads[-1])[-1]
+    match = ZH_LEFT_OUT.search(notice)
+    assert match is not None and "`/dcml search &lt;关键词&gt;`" in notice
+    assert int(match.group(1)) == 500 - len(links(payloads)) > 0
+    assert left_out(payloads) == 0  # no English notice
+    view = render_home(reply)
+    assert check_view(view) == []
+    (home_notice,) = [t for t in texts(view) if ZH_LEFT_OUT.search(t)]
+    assert "more items" not in home_notice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +203,20 @@ def test_an_existing_database_upgrades_in_place_keeping_progress(db_url: str) ->
         assert store.set_tracks(member.id, ["systems"]).tracks == ("systems",)
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_command_of_the_table_is_in_the_help(bot: Bot, lang: str) -> None:
+    say(bot, "boss", f"lang {lang}")
+    helped = say(bot, "boss", "help")  # an admin, in a lab with directions: every section
+    names = {command.name for command in bot.commands.table.values()} - {"help"}
+    assert len(names) >= 20 and {g.name for g in bot.commands.groups} == {
+        "browse",
+        "reading",
+        "tracks",
+        "notes",
+        "admin",
+        "review",
+    }
+    missing = {n for n in names if not re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", helped)}
+    assert missing == set()

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dcml_bot.catalog.guides import TrackSource
 from dcml_bot.core.attention import Attention
-from dcml_bot.core.bot import Bot, LabPolicy, chat_commands, utc_now, worker_id
-from dcml_bot.core.commands import Services
+from dcml_bot.core.bot import Bot, LabPolicy, utc_now, worker_id
+from dcml_bot.core.commands.groups import chat_commands
+from dcml_bot.core.commands.table import Services
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.digest import DigestPlan, DigestService
 from dcml_bot.core.library import CatalogLibrary
@@ -22,7 +23,6 @@ from dcml_bot.core.onboarding import Onboarding
 from dcml_bot.core.once import OnceOnly
 from dcml_bot.core.outbound import Messenger
 from dcml_bot.core.profile import Profiles
-from dcml_bot.core.review import Review
 from dcml_bot.platforms.common.base import STOP_GRACE
 from dcml_bot.settings import Settings
 from dcml_bot.store import Store, open_store
@@ -112,10 +112,11 @@ def build_bot(
     attention = Attention(
         store=store, library=library, profiles=profiles, notices=notices, clock=clock
     )
-    review = Review(services, digest, attention)
     notes = Notes(services)
     notes.on_added = digest.post_note_later
-    commands = chat_commands(services, set(settings.admins), notes, extra=review.commands())
+    commands = chat_commands(
+        services, set(settings.admins), notes=notes, digest=digest, attention=attention
+    )
     bot = Bot(
         store=store,
         library=library,

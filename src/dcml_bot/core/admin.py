@@ -6,7 +6,7 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 from dcml_bot.core.builders import simple
-from dcml_bot.core.commands import Caller, Command, Services
+from dcml_bot.core.commands.table import Caller, Services
 from dcml_bot.core.i18n import text
 from dcml_bot.core.lab_table import bar, lab_rows
 from dcml_bot.core.library import LOADED, REJECTED, RUNNING, STOPPED
@@ -20,15 +20,6 @@ class Admin:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    def commands(self) -> list[Command]:
-        """The handlers of this group."""
-        return [
-            Command("lab", self.lab, ("实验室",), admin=True),
-            Command("remind", self.remind, ("推送",), admin=True, changes=True),
-            Command("reload", self.reload, ("重新加载",), admin=True, changes=True),
-            Command("enroll", self.enroll, ("enrol", "加入"), admin=True, changes=True),
-        ]
 
     def lab(self, who: Caller, rest: str) -> Reply:
         """``lab``: everyone's progress in their own tracks, a text bar each; members per track."""

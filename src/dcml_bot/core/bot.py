@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dcml_bot.core.admin import Admin
 from dcml_bot.core.attention import Attention
-from dcml_bot.core.browse import Browse
-from dcml_bot.core.commands import Command, Commands, Services
+from dcml_bot.core.commands.table import Commands
 from dcml_bot.core.delivery import Delivery
 from dcml_bot.core.digest import DigestService
 from dcml_bot.core.library import CatalogLibrary
@@ -19,48 +17,12 @@ from dcml_bot.core.onboarding import Onboarding
 from dcml_bot.core.once import worker_id as worker_id  # the ledger's name for this process
 from dcml_bot.core.outbound import Messenger
 from dcml_bot.core.profile import Profiles
-from dcml_bot.core.reading import Reading
-from dcml_bot.core.tracks import Tracks
 from dcml_bot.store import MemberRecord, Store
 
 
 def utc_now() -> dt.datetime:
     """The current time, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-def chat_commands(
-    services: Services,
-    admins: set[str],
-    notes: Notes | None = None,
-    *,
-    extra: Sequence[Command] = (),
-) -> Commands:
-    """The command table: browsing, the member's reading, directions, reading together (who
-    read what, notes), the admins' commands, and ``extra`` groups built beside it (the weekly
-    review's)."""
-    browse, reading, tracks, admin = (
-        Browse(services),
-        Reading(services),
-        Tracks(services),
-        Admin(services),
-    )
-    notes = notes or Notes(services)
-    return Commands(
-        services,
-        admins=admins,
-        commands=[
-            *browse.commands(),
-            *reading.commands(),
-            *tracks.commands(),
-            *notes.commands(),
-            *admin.commands(),
-            *extra,
-        ],
-        presses=[*reading.presses(), *tracks.presses()],
-        forms=notes.forms(),
-        fallback=browse.query,
-    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dcml_bot.catalog import Catalog, parse_query, run_query
 from dcml_bot.catalog.query import topic_names
 from dcml_bot.catalog.topics import topic_index
 from dcml_bot.core.builders import grouped, guide_name, simple
-from dcml_bot.core.commands import Caller, Command, Services
+from dcml_bot.core.commands.table import Caller, Services
 from dcml_bot.core.i18n import text
 from dcml_bot.core.plan import Scope, in_scope
 from dcml_bot.core.reply import ContextBlock, ItemsBlock, Reply, TextBlock
@@ -19,10 +19,6 @@ class Browse:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    def commands(self) -> list[Command]:
-        """The handlers of this group."""
-        return [Command("topics", self.topics, ("主题",))]
 
     def query(self, who: Caller, line: str) -> Reply:
         """A catalog query: levels, topics, kinds, tracks, ``all``, ``search …`` or free text."""

@@ -89,6 +89,7 @@ def weekly_reply(
             TextBlock(text=text(lang, "weekly.body", done=read, total=total)),
             *paper_blocks(lang, entry, week, ask=ask),
         ),
+        lang=lang,
     )
 
 

@@ -102,13 +102,18 @@ def digest_reply(lang: str, week: Week, *, mention: bool) -> Reply:
             ContextBlock(lines=(why, text(lang, "digest.paper.thread"))),
         ]
     return Reply(
-        header=text(lang, "digest.header", week=week.week), blocks=tuple(blocks), private=False
+        header=text(lang, "digest.header", week=week.week),
+        blocks=tuple(blocks),
+        private=False,
+        lang=lang,
     )
 
 
 def thread_reply(lang: str, title: str) -> Reply:
     """The first post of the thread under the digest: discuss the paper of the week here."""
-    return Reply(blocks=(TextBlock(text=text(lang, "digest.thread", title=title)),), private=False)
+    return Reply(
+        blocks=(TextBlock(text=text(lang, "digest.thread", title=title)),), private=False, lang=lang
+    )
 
 
 def note_reply(
@@ -119,4 +124,4 @@ def note_reply(
         lead = about(lang, "digest.note", member, mention=mention, title=title)
     else:
         lead = TextBlock(text=text(lang, "digest.note.anonymous", title=title))
-    return Reply(blocks=(lead, TextBlock(text=note_text)), private=False)
+    return Reply(blocks=(lead, TextBlock(text=note_text)), private=False, lang=lang)

@@ -3,7 +3,7 @@ and who needs attention, for admins."""
 
 from __future__ import annotations
 
-from dcml_bot.core.commands import Commands
+from dcml_bot.core.commands.table import Commands
 from dcml_bot.core.i18n import text
 from dcml_bot.core.reply import Block, Reply, TextBlock
 from dcml_bot.core.tracks import picker
@@ -29,4 +29,4 @@ def home_reply(commands: Commands, member: MemberRecord) -> Reply:
             if view.header:
                 blocks.append(TextBlock(text=view.header))
             blocks += view.blocks
-    return Reply(header=progress.header, blocks=tuple(blocks))
+    return Reply(header=progress.header, blocks=tuple(blocks), lang=who.language)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dcml_bot.core.commands import Services
+from dcml_bot.core.commands.table import Services
 from dcml_bot.core.plan import next_paper, summarise, week_of
 from dcml_bot.store import MemberRecord
 

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from dcml_bot.catalog import Entry, entry_ref
 from dcml_bot.catalog.query import fold
-from dcml_bot.core.builders import ACTION_NOTE, note_input, simple
-from dcml_bot.core.commands import Caller, Command, Form, Services, Submitted
+from dcml_bot.core.builders import note_input, simple
+from dcml_bot.core.commands.table import Caller, Services, Submitted
 from dcml_bot.core.i18n import text
 from dcml_bot.core.plan import READ
 from dcml_bot.core.readers import name_of
@@ -47,20 +47,6 @@ class Notes:
         self.services = services
         # Called after each note is saved, never for a refused one; its failure is only logged.
         self.on_added: NoteHook | None = None
-
-    def commands(self) -> list[Command]:
-        """The handlers of this group."""
-        return [
-            Command("share", self.share, ("分享",), changes=True),
-            Command("who", self.who, ("谁读过",)),
-            # A note is a paragraph: the line may be longer than other commands'.
-            Command("note", self.note, ("笔记",), max_input=4 * NOTE_MAX, changes=True),
-            Command("notes", self.notes, ("查看笔记",)),
-        ]
-
-    def forms(self) -> list[Form]:
-        """The note box under a paper the member has read."""
-        return [Form((ACTION_NOTE,), self.ask, self.submit)]
 
     # --- sharing ----------------------------------------------------------------------------
 

@@ -104,6 +104,10 @@ class AdminNotices:
 
         return self.notify(f"unverified:{key}", reply)
 
+    def _in_their_language(self, reply: Callable[[str], Reply], member: MemberRecord) -> Reply:
+        lang = self.profiles.language(member)
+        return reply(lang).in_language(lang)
+
     def notify(self, topic: str, reply: Callable[[str], Reply]) -> int:
         """Send each admin one message about ``topic``, ever; returns how many went now."""
         now, sent = self.clock(), 0
@@ -116,7 +120,7 @@ class AdminNotices:
 
             def prepare(claim: Claim, member: MemberRecord = member, key: str = key) -> Parcel:
                 return Parcel(
-                    reply=lambda: reply(self.profiles.language(member)),
+                    reply=lambda: self._in_their_language(reply, member),
                     confirm=lambda message_id: self.once.mark_sent(key, message_id, now),
                 )
 

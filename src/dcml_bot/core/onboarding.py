@@ -166,4 +166,6 @@ class Onboarding:
             blocks += paper_blocks(lang, first, week)
         blocks.append(ContextBlock(lines=(text(lang, "welcome.usage"),)))
         name = member.display_name or member.user_id
-        return Reply(header=text(lang, "welcome.header", name=name), blocks=tuple(blocks))
+        return Reply(
+            header=text(lang, "welcome.header", name=name), blocks=tuple(blocks), lang=lang
+        )

@@ -8,13 +8,12 @@ from dcml_bot.core.builders import (
     ACTION_DONE,
     ACTION_LATER,
     ACTION_SKIP,
-    ACTIONS,
     answered_reply,
     note_input,
     paper_blocks,
     simple,
 )
-from dcml_bot.core.commands import Caller, Command, Press, Services
+from dcml_bot.core.commands.table import Caller, Services
 from dcml_bot.core.i18n import LANGUAGES, text
 from dcml_bot.core.plan import READ, SKIPPED, SNOOZED, in_scope, next_paper, plan, summarise
 from dcml_bot.core.readers import ask_line
@@ -60,22 +59,6 @@ class Reading:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    def commands(self) -> list[Command]:
-        """The handlers of this group."""
-        return [
-            Command("next", self.next, ("下一篇",)),
-            Command("done", self.done, ("已读",), changes=True),
-            Command("skip", self.skip, ("跳过",), changes=True),
-            Command("progress", self.progress, ("进度",)),
-            Command("start", self.start, ("开始",), changes=True),
-            Command("stop", self.stop, ("停止",), changes=True),
-            Command("lang", self.lang, ("language", "语言"), changes=True),
-        ]
-
-    def presses(self) -> list[Press]:
-        """Done / skip / later on a paper message."""
-        return [Press(ACTIONS, self.press)]
 
     def next(self, who: Caller, rest: str) -> Reply:
         """``next``: the paper to read now, with buttons."""

@@ -134,6 +134,12 @@ class Reply(BaseModel):
     # The answer to a button replaces the message the button was on (a paper's done / skip /
     # later); False: it is said beside it (choosing a direction keeps the welcome as it was).
     replaces: bool = True
+    # The reader's language: the renderers' own lines (what a cut-short reply left out) follow it.
+    lang: str = "en"
+
+    def in_language(self, lang: str) -> Reply:
+        """The same reply, marked as written in ``lang``."""
+        return self if self.lang == lang else self.model_copy(update={"lang": lang})
 
     @property
     def items(self) -> tuple[ItemView, ...]:

@@ -7,7 +7,7 @@ from dcml_bot.catalog import Entry, parse_query, run_query
 from dcml_bot.catalog.query import fold
 from dcml_bot.core.attention import Attention
 from dcml_bot.core.builders import simple
-from dcml_bot.core.commands import Caller, Command, Services
+from dcml_bot.core.commands.table import Caller, Services
 from dcml_bot.core.digest import DigestService
 from dcml_bot.core.i18n import text, weekday
 from dcml_bot.core.reply import Block, ContextBlock, ItemsBlock, ItemView, Reply, TextBlock
@@ -36,13 +36,6 @@ class Review:
         self.services = services
         self.digest_service = digest
         self.attention_service = attention
-
-    def commands(self) -> list[Command]:
-        """The handlers of this group."""
-        return [
-            Command("digest", self.digest, ("周报",), admin=True, changes=True),
-            Command("attention", self.attention, ("关注",), admin=True),
-        ]
 
     def digest(self, who: Caller, rest: str) -> Reply:
         """``digest``: this week's digest as it would be posted now; ``digest pick <item>``."""

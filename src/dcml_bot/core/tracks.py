@@ -6,7 +6,7 @@ from dcml_bot.catalog import Catalog, Level
 from dcml_bot.catalog.models import COMMON
 from dcml_bot.catalog.query import fold, track_of
 from dcml_bot.core.builders import guide_name, simple
-from dcml_bot.core.commands import Caller, Command, Press, Services
+from dcml_bot.core.commands.table import Caller, Services
 from dcml_bot.core.i18n import text
 from dcml_bot.core.plan import in_scope
 from dcml_bot.core.reply import ActionsBlock, Block, Button, ContextBlock, Reply, TextBlock
@@ -58,17 +58,6 @@ class Tracks:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    def commands(self) -> list[Command]:
-        """The handlers of this group."""
-        return [
-            Command("tracks", self.list, ("方向", "directions")),
-            Command("track", self.choose, ("选择方向", "direction"), changes=True),
-        ]
-
-    def presses(self) -> list[Press]:
-        """A direction picked in a picker."""
-        return [Press((ACTION_TRACK,), self.press)]
 
     def list(self, who: Caller, rest: str) -> Reply:
         """``tracks``: every direction with its size, the member's marked; buttons to pick."""

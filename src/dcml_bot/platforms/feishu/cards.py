@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from dcml_bot.core import i18n
 from dcml_bot.core.reply import (
     ActionsBlock,
     Button,
@@ -30,8 +31,6 @@ MAX_VALUE = 2048
 # Feishu documents 100 characters for button text; the header cap only keeps cards small.
 MAX_LABEL = 100
 MAX_HEADER = 200
-MORE_NOTE = "… {count} more items not shown — narrow the query"
-TOO_LONG = "… (message too long to show)"
 
 # Card JSON 2.0 rejects unknown properties: these are the documented ones this module may emit.
 TOP_LEVEL_KEYS = frozenset({"schema", "config", "card_link", "header", "body"})
@@ -331,6 +330,16 @@ def _card(header: dict[str, Any] | None, elements: list[dict[str, Any]]) -> dict
     return card
 
 
+def _left_out(reply: Reply, dropped: int) -> str:
+    """The line under a list cut short, in the reader's language."""
+    return i18n.text(reply.lang, "cut.items", count=dropped)
+
+
+def _too_long(reply: Reply) -> str:
+    """What stands for a reply too long to show at all, in the reader's language."""
+    return i18n.text(reply.lang, "cut.long")
+
+
 def _build_card(reply: Reply, cut: _Cut) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
     shown = _shown(reply, cut.keep)
@@ -347,7 +356,7 @@ def _build_card(reply: Reply, cut: _Cut) -> dict[str, Any]:
             if lines:
                 elements.append(_markdown("\n".join(lines)))
             if dropped:
-                elements.append(_markdown(_grey(MORE_NOTE.format(count=dropped)), small=True))
+                elements.append(_markdown(_grey(_left_out(reply, dropped)), small=True))
         elif isinstance(block, ActionsBlock):
             elements += _buttons(block)
         elif isinstance(block, InputBlock):
@@ -368,7 +377,7 @@ def _build_card(reply: Reply, cut: _Cut) -> dict[str, Any]:
 
 def render_card(reply: Reply) -> dict[str, Any]:
     """The reply as a Feishu card JSON 2.0, never over CARD_LIMIT bytes."""
-    fallback = _card(_card_header(reply), [_markdown(escape_markdown(TOO_LONG))])
+    fallback = _card(_card_header(reply), [_markdown(escape_markdown(_too_long(reply)))])
     return _fit(reply, _build_card, fallback)
 
 
@@ -423,7 +432,7 @@ def _build_post(reply: Reply, cut: _Cut, lang: str) -> dict[str, Any]:
                 if item.note:
                     content.append([_text("    " + _inline(item.note))])
             if dropped:
-                content.append([_text(MORE_NOTE.format(count=dropped))])
+                content.append([_text(_left_out(reply, dropped))])
         elif isinstance(block, ActionsBlock):
             hint = _typed_hint(block, lang)
             if hint:
@@ -439,7 +448,7 @@ def _build_post(reply: Reply, cut: _Cut, lang: str) -> dict[str, Any]:
 def render_post(reply: Reply, lang: str = "zh_cn") -> dict[str, Any]:
     """The reply as ``post`` rich-text content (no buttons), never over CARD_LIMIT bytes."""
     title = _clip(_inline(reply.header or ""), MAX_HEADER)
-    fallback = {lang: {"title": title, "content": [[_text(TOO_LONG)]]}}
+    fallback = {lang: {"title": title, "content": [[_text(_too_long(reply))]]}}
     return _fit(reply, lambda r, cut: _build_post(r, cut, lang), fallback)
 
 

@@ -14,7 +14,7 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (  # type: ign
 
 from dcml_bot.catalog import entry_ref
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.commands import Submitted
+from dcml_bot.core.commands.table import Submitted
 from dcml_bot.core.i18n import text
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.reply import Reply, TextBlock

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from dcml_bot.core.bot import Bot
-from dcml_bot.core.commands import Caller
+from dcml_bot.core.commands.table import Caller
 from dcml_bot.core.home import home_reply
 from dcml_bot.core.jobs import Jobs
 from dcml_bot.core.lab_table import lab_rows

@@ -16,6 +16,7 @@ from slack_sdk.models.basic_objects import JsonObject
 from slack_sdk.models.blocks import Block as SlackBlock
 from slack_sdk.models.views import View
 
+from dcml_bot.core import i18n
 from dcml_bot.core.reply import (
     ActionsBlock,
     Button,
@@ -315,16 +316,14 @@ def _paginate(groups: Sequence[Sequence[_Piece]], limit: int) -> list[list[_Piec
     return pages
 
 
-def _notice(left: int) -> _Piece:
+def _notice(left: int, lang: str) -> _Piece:
+    """What a cut-short reply left out, in the reader's language."""
     if left > 0:
-        noun = "item" if left == 1 else "items"
-        text = (
-            f"… {left} more {noun} not shown — narrow the query, e.g. `/dcml essential rag`"
-            " or `/dcml search &lt;words&gt;`"
-        )
+        said = i18n.text(lang, "cut.item" if left == 1 else "cut.items", count=left)
+        line = escape(said + i18n.text(lang, "cut.example"))
     else:
-        text = "… the rest of this reply was not shown."
-    return _Piece(_context([text]))
+        line = escape(i18n.text(lang, "cut.rest"))
+    return _Piece(_context([line]))
 
 
 def fallback_text(reply: Reply) -> str:
@@ -339,7 +338,7 @@ def render_message(reply: Reply) -> list[Payload]:
         rest = [piece for page in pages[MAX_MESSAGES - 1 :] for piece in page]
         pages = [*pages[: MAX_MESSAGES - 1], rest[: MAX_MESSAGE_BLOCKS - 1]]
         shown = sum(piece.items for page in pages for piece in page)
-        pages[-1].append(_notice(len(reply.items) - shown))
+        pages[-1].append(_notice(len(reply.items) - shown, reply.lang))
     text = fallback_text(reply)
     return [
         {"text": text, "blocks": [piece.block for piece in page] or [_section(text)]}
@@ -358,7 +357,8 @@ def render_home(reply: Reply) -> Payload:
             if size > _VIEW_BUDGET:
                 break
             kept.append(piece)
-        pieces = [*kept, _notice(len(reply.items) - sum(piece.items for piece in kept))]
+        left = len(reply.items) - sum(piece.items for piece in kept)
+        pieces = [*kept, _notice(left, reply.lang)]
     blocks = [piece.block for piece in pieces] or [_section(fallback_text(reply))]
     return {"type": "home", "blocks": blocks}
 

@@ -20,7 +20,7 @@ from slack_sdk.web import SlackResponse
 
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.builders import simple
-from dcml_bot.core.commands import Submitted
+from dcml_bot.core.commands.table import Submitted
 from dcml_bot.core.i18n import text
 from dcml_bot.core.outbound import SendError
 from dcml_bot.core.reply import InputBlock, Reply

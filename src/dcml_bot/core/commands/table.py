@@ -1,7 +1,9 @@
-"""``/dcml …`` text and button presses in, neutral replies out: one table of command handlers.
+"""The command table's types and its dispatcher: ``/dcml …`` text, button presses and text
+boxes in, neutral replies out.
 
-A handler is a name, its zh/en aliases, an admin flag and a callback; the groups of handlers
-live beside this module (``browse``, ``reading``, ``tracks``, ``admin``).
+A command is a name, its zh/en aliases, an admin flag and a callback; a group gathers the
+commands, presses and forms of one part of the bot (the groups are the modules beside this one,
+listed once in ``groups``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from dcml_bot.catalog import Catalog
 from dcml_bot.catalog.query import fold, track_of
@@ -80,6 +82,16 @@ class Form:
     submit: Callable[[Caller, str, str, str], Submitted]  # (caller, action, value, text)
 
 
+@dataclass(frozen=True)
+class Group:
+    """One group of the table: its commands, the button presses and the text boxes it answers."""
+
+    name: str
+    commands: tuple[Command, ...] = ()
+    presses: tuple[Press, ...] = ()
+    forms: tuple[Form, ...] = ()
+
+
 @dataclass
 class Services:
     """What every group of handlers reads: the store, the catalog, profiles, delivery, clock."""
@@ -117,25 +129,31 @@ class Commands:
         services: Services,
         *,
         admins: set[str],
-        commands: Iterable[Command],
-        presses: Iterable[Press],
+        groups: Sequence[Group],
         fallback: Handler,
-        forms: Iterable[Form] = (),
     ) -> None:
         self.services = services
         self.admins = admins
         self.fallback = fallback
+        self.groups = tuple(groups)
         self.table: dict[str, Command] = {}
         for command in (
             Command("help", lambda who, rest: self.help(who), ("帮助", "?")),
-            *commands,
+            *(command for group in self.groups for command in group.commands),
         ):
             for word in (command.name, *command.aliases):
                 if fold(word) in self.table:
                     raise ValueError(f"command word {word!r} is used twice")
                 self.table[fold(word)] = command
-        self.presses = {action: press for press in presses for action in press.actions}
-        self.forms = {action: form for form in forms for action in form.actions}
+        self.presses = {
+            action: press
+            for group in self.groups
+            for press in group.presses
+            for action in press.actions
+        }
+        self.forms = {
+            action: form for group in self.groups for form in group.forms for action in form.actions
+        }
 
     def caller(self, member: MemberRecord) -> Caller:
         """The caller for a member, with their language and admin flag."""
@@ -146,6 +164,9 @@ class Commands:
     def handle(self, member: MemberRecord, raw: str) -> Reply:
         """Answer a command typed by a member."""
         who = self.caller(member)
+        return self._answer(who, raw).in_language(who.language)
+
+    def _answer(self, who: Caller, raw: str) -> Reply:
         lang = who.language
         line = self._line(raw)
         if not line:
@@ -183,7 +204,7 @@ class Commands:
 
     def run(self, who: Caller, name: str, rest: str = "") -> Reply:
         """Run one command for a caller built by the platform (the local lab's operator)."""
-        return self.table[fold(name)].callback(who, rest)
+        return self.table[fold(name)].callback(who, rest).in_language(who.language)
 
     def press(self, member: MemberRecord, action: str, value: str) -> Reply:
         """A button press (done / skip / later on a paper, a direction in a picker …)."""
@@ -191,8 +212,8 @@ class Commands:
         handler = self.presses.get(action)
         if handler is None:
             log.info("ignored unknown action %r (%r)", action, value)
-            return simple(text(who.language, "action.unknown"))
-        return handler.callback(who, action, value)
+            return simple(text(who.language, "action.unknown")).in_language(who.language)
+        return handler.callback(who, action, value).in_language(who.language)
 
     def ask(self, member: MemberRecord, action: str, value: str) -> InputBlock | Reply:
         """The text box for (action, value) in the member's language, or why there is none."""
@@ -200,8 +221,9 @@ class Commands:
         form = self.forms.get(action)
         if form is None:
             log.info("ignored unknown form %r (%r)", action, value)
-            return simple(text(who.language, "action.unknown"))
-        return form.ask(who, action, value)
+            return simple(text(who.language, "action.unknown")).in_language(who.language)
+        asked = form.ask(who, action, value)
+        return asked.in_language(who.language) if isinstance(asked, Reply) else asked
 
     def submit(self, member: MemberRecord, action: str, value: str, typed: str) -> Submitted:
         """Text typed into a box (a note in a Slack modal, a Feishu card form, the local lab)."""
@@ -210,8 +232,9 @@ class Commands:
         if form is None:
             log.info("ignored unknown form %r (%r)", action, value)
             message = text(who.language, "action.unknown")
-            return Submitted(simple(message), message)
-        return form.submit(who, action, value, typed)
+            return Submitted(simple(message).in_language(who.language), message)
+        submitted = form.submit(who, action, value, typed)
+        return replace(submitted, reply=submitted.reply.in_language(who.language))
 
     def help(self, who: Caller) -> Reply:
         """The help reply."""
