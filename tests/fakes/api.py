@@ -1,12 +1,14 @@
 """Local fakes at the wire: a fake HTTP API server on port 0, and a running bot service.
 
-``FakeAPI`` is the one fake Web API server of the tests and of the benches (bench/benchkit.py
-builds its rate-limited fake Slack and Feishu on it, with this directory on ``sys.path``).
+``FakeAPI`` is the one fake Web API server of the tests and of the benches: fakes.slack and
+fakes.feishu build on it (bench/benchkit.py uses their rate-limited kinds, with tests/ on
+``sys.path``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import Counter
@@ -163,6 +165,11 @@ class TokenBucket:
             if not wait:
                 self._tokens -= 1.0
             return wait
+
+
+def retry_after(wait: float) -> str:
+    """An honest ``Retry-After``: whole seconds until there is a token, at least 1."""
+    return str(max(1, math.ceil(wait)))
 
 
 def take_all(buckets: list[TokenBucket], lock: threading.Lock) -> float:

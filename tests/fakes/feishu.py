@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from dcml_bot.platforms.feishu.cards import check_card
 from dcml_bot.platforms.feishu.platform import FeishuPlatform
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
-from fakes.api import FakeAPI, running
+from fakes.api import FakeAPI, Reply, TokenBucket, retry_after, running, take_all
 from support import CONFIG, MONDAY_SLOT, Clock
 
 ENCRYPT_KEY = "test-encrypt-key-123"
@@ -145,10 +146,14 @@ def refused_token(request: dict[str, Any]) -> tuple[int, Any, dict[str, str]] | 
 
 class FakeFeishu(FakeAPI):
     """Token, bot info, message create and reply; can refuse formats, throttle, or not reach a
-    user; ``bot_info_failures``: answer this many bot info calls with HTTP 500 first."""
+    user; ``bot_info_failures``: answer this many bot info calls with HTTP 500 first.
 
-    def __init__(self) -> None:
-        super().__init__()
+    The one route table of the fake Feishu: the tests use it as it is; ``RateLimitedFeishu``
+    (the benches') throttles and counts on it. ``record``/``keep_alive``: as ``FakeAPI``'s.
+    """
+
+    def __init__(self, *, record: bool = True, keep_alive: bool = False) -> None:
+        super().__init__(record=record, keep_alive=keep_alive)
         self.routes = Routes(self.routes)
         self.refuse: dict[str, int] = {}  # msg_type -> error code
         self.unreachable: set[str] = set()  # open ids outside the app's availability
@@ -446,3 +451,60 @@ class FakeLongConnection:
                 await asyncio.Future()
 
         asyncio.run(main())
+
+
+# --- the benches' fake: the Open Platform's rate limits ------------------------------------------
+
+
+class RateLimitedFeishu(FakeFeishu):
+    """``FakeFeishu``'s routes, message create throttled like the Open Platform, counting.
+
+    ``per_app`` messages/s for the app (``burst``) and ``per_user`` per receiver (burst 1). Above
+    the app's: HTTP 429, code 99991400 and the ``x-ogw-ratelimit-reset`` header; above a user's:
+    code 230020, as Feishu answers. A message takes a token from both buckets or from none. Sent
+    messages are counted per receiver in ``received``, not stored; nothing is recorded, and
+    connections are kept alive (the benches send thousands of requests).
+    """
+
+    def __init__(
+        self, per_app: float | None = None, per_user: float | None = None, burst: float = 5.0
+    ) -> None:
+        super().__init__(record=False, keep_alive=True)
+        self.app_bucket = TokenBucket(per_app, burst) if per_app else None
+        self.per_user = per_user
+        self.user_buckets: dict[str, TokenBucket] = {}
+        self.received: Counter[str] = Counter()
+        self.limited = 0
+        self.attempts = 0  # message creates, answered 429 or not
+        self.user_limited = 0
+        self._bucket_lock = threading.Lock()
+
+    def _send(self, request: dict[str, Any]) -> Reply:
+        refused = refused_token(request)
+        if refused is not None:
+            return refused
+        receiver = str(request["body"].get("receive_id"))
+        with self.lock:
+            self.attempts += 1
+            bucket = self.user_buckets.get(receiver)
+            if bucket is None and self.per_user:
+                bucket = self.user_buckets[receiver] = TokenBucket(self.per_user, 1.0)
+        buckets = [b for b in (self.app_bucket, bucket) if b is not None]
+        wait = take_all(buckets, self._bucket_lock)
+        if wait and self.app_bucket is not None and self.app_bucket.wait():
+            with self.lock:
+                self.limited += 1
+            headers = {
+                "x-ogw-ratelimit-limit": str(int(self.app_bucket.rate)),
+                "x-ogw-ratelimit-reset": retry_after(self.app_bucket.wait()),
+            }
+            return 429, {"code": 99991400, "msg": "request trigger frequency limit"}, headers
+        if wait:
+            with self.lock:
+                self.user_limited += 1
+            return 400, {"code": 230020, "msg": "send message to this user too frequently"}, {}
+        with self.lock:
+            self._count += 1
+            self.received[receiver] += 1
+            message_id = f"om_sent_{self._count}"
+        return 200, {"code": 0, "msg": "success", "data": {"message_id": message_id}}, {}

@@ -10,7 +10,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from dcml_bot.app import Service, build_service
 from dcml_bot.platforms.slack.platform import SlackPlatform
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
-from fakes.api import FakeAPI, Reply, running
+from fakes.api import FakeAPI, Handler, Reply, TokenBucket, retry_after, running, take_all
 from support import CONFIG, MONDAY_SLOT, Clock
 
 
@@ -106,10 +107,15 @@ DELIVERY_TIME = MONDAY_SLOT + dt.timedelta(hours=1)
 
 
 class FakeSlack(FakeAPI):
-    """The Slack Web API methods the bot calls, with DM history and an optional 429 storm."""
+    """The Slack Web API methods the bot calls, with DM history and an optional 429 storm.
 
-    def __init__(self) -> None:
-        super().__init__()
+    The one route table of the fake Slack: the tests use it as it is; ``RateLimitedSlack``
+    (the benches') throttles and counts on it. ``record``/``keep_alive``: as ``FakeAPI``'s.
+    """
+
+    def __init__(self, *, record: bool = True, keep_alive: bool = False) -> None:
+        super().__init__(record=record, keep_alive=keep_alive)
+        self.user_tz: str | None = "Europe/Berlin"  # users.info's tz for users not in ``users``
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.channel_names = {"C0LAB": "reading-group", "C0GENERAL": "general"}
@@ -172,9 +178,10 @@ class FakeSlack(FakeAPI):
 
     def _user(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         user_id = self.args(request)["user"]
-        user = self.users.get(
-            user_id, {"id": user_id, "name": user_id.lower(), "tz": "Europe/Berlin"}
-        )
+        default: dict[str, Any] = {"id": user_id, "name": user_id.lower()}
+        if self.user_tz is not None:
+            default["tz"] = self.user_tz
+        user = self.users.get(user_id, default)
         return 200, {"ok": True, "user": user}, {}
 
     def _channel(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
@@ -216,12 +223,8 @@ class Slack:
         secret: str = SECRET,
         extra: dict[str, str] | None = None,
     ) -> httpx.Response:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256)
         headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": "v0=" + digest.hexdigest(),
+            **signed_headers(body, secret=secret, ts=timestamp, content_type=content_type),
             **(extra or {}),
         }
         return httpx.post(self.base + "/slack/events", content=body, headers=headers, timeout=10)
@@ -259,6 +262,23 @@ class Slack:
         payload["trigger_id"] = trigger_id()
         body = urlencode({"payload": json.dumps(payload)})
         return self.post(body, "application/x-www-form-urlencoded")
+
+
+def signed_headers(
+    body: str,
+    *,
+    secret: str = SECRET,
+    ts: int | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> dict[str, str]:
+    """Slack's request-signing headers for a body: HMAC-SHA256 over ``v0:{ts}:{body}``."""
+    stamp = str(int(time.time()) if ts is None else ts)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": "v0=" + digest,
+    }
 
 
 def trigger_id() -> str:
@@ -338,3 +358,98 @@ def team_join(user: str, event_id: str) -> dict[str, Any]:
             "event_ts": f"{int(time.time())}.000100",
         },
     }
+
+
+# --- the benches' fake: Slack's rate limits ------------------------------------------------------
+
+# Slack's documented limits as token buckets (rate/s, burst): chat.postMessage under a workspace
+# cap ("several hundred per minute"; here 10/s) and 1/s per channel; Tier 3 50/min; Tier 4 100/min.
+SLACK_REALISTIC = {
+    "chat.postMessage": (10.0, 10.0),
+    "conversations.open": (50 / 60, 5.0),
+    "conversations.history": (50 / 60, 5.0),
+    "users.info": (100 / 60, 10.0),
+}
+SLACK_PER_CHANNEL = (1.0, 1.0)
+
+
+class RateLimitedSlack(FakeSlack):
+    """``FakeSlack``'s routes, optionally throttled by token buckets, counting instead of keeping.
+
+    ``rate``: one bucket of ``rate`` calls/s (``burst``) over every method; ``methods``: a bucket
+    per method (name → (rate, burst)); ``per_channel``: chat.postMessage's bucket per channel.
+    A call takes a token from each of its buckets or from none; refused, it is answered 429
+    ``ratelimited`` with an honest ``Retry-After``, as Slack does. Posted messages are counted
+    per user in ``received`` (channel ``D<user>``), not stored; bodies posted to a response_url
+    are kept in ``answers`` (``responded`` is set at each). Nothing else is recorded, and
+    connections are kept alive (the benches send thousands of requests).
+    """
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        burst: float = 10.0,
+        *,
+        methods: Mapping[str, tuple[float, float]] | None = None,
+        per_channel: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__(record=False, keep_alive=True)
+        self.user_tz = None
+        self.bucket = TokenBucket(rate, burst) if rate else None
+        self.buckets = {m: TokenBucket(r, b) for m, (r, b) in (methods or {}).items()}
+        self.per_channel = per_channel
+        self.channel_buckets: dict[str, TokenBucket] = {}
+        self.received: Counter[str] = Counter()
+        self.limited = 0
+        self.attempts = 0  # calls through the buckets, answered 429 or not
+        self.per_method: Counter[str] = Counter()  # calls per method, answered 429 or not
+        self.limited_by: Counter[str] = Counter()  # 429s per method
+        self._bucket_lock = threading.Lock()
+        self.answers: list[Any] = []
+        self.responded = threading.Event()
+
+    def route(self, path: str) -> Handler | None:
+        if path.startswith("/respond/"):
+            return self._respond
+        handler = self.routes.get(path)
+        if handler is None or path == "/api/auth.test":
+            return handler
+        return self._throttled(path.removeprefix("/api/"), handler)
+
+    def _throttled(self, method: str, handler: Handler) -> Handler:
+        def throttled(request: dict[str, Any]) -> Reply:
+            buckets = [b for b in (self.bucket, self.buckets.get(method)) if b is not None]
+            if method == "chat.postMessage" and self.per_channel is not None:
+                channel = str(self.args(request).get("channel"))
+                with self._bucket_lock:
+                    bucket = self.channel_buckets.get(channel)
+                    if bucket is None:
+                        bucket = self.channel_buckets[channel] = TokenBucket(*self.per_channel)
+                buckets.append(bucket)
+            wait = take_all(buckets, self._bucket_lock)
+            with self.lock:
+                self.attempts += 1
+                self.per_method[method] += 1
+                if wait:
+                    self.limited += 1
+                    self.limited_by[method] += 1
+            if wait:
+                headers = {"Retry-After": retry_after(wait)}
+                return 429, {"ok": False, "error": "ratelimited"}, headers
+            return handler(request)
+
+        return throttled
+
+    def _post(self, request: dict[str, Any]) -> Reply:
+        channel = self.args(request)["channel"]
+        with self.lock:
+            self._ts += 1
+            ts = f"{self._ts}.000100"
+            self.received[channel.removeprefix("D")] += 1
+        return 200, {"ok": True, "channel": channel, "ts": ts}, {}
+
+    def _respond(self, request: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.answers.append(request["body"])
+        self.responded.set()
+        return 200, b"ok", {}
