@@ -6,7 +6,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import httpx
 import pytest
+
+from fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "tests").glob("test_*.py"), *(ROOT / "bench").glob("*.py")])
@@ -52,3 +55,14 @@ def test_the_check_passes_the_harness_imports() -> None:
     source = "from fakes.slack import FakeSlack\nfrom support import Clock\nimport pytest\n"
     assert imported_test_modules(source) == []
     assert len(SOURCES) > 40  # it reads the tree it means to
+
+
+def test_a_fake_starts_and_stops_in_a_with_block_and_its_hits_can_be_waited_for() -> None:
+    with FakeSlack() as fake:
+        assert not fake.wait_hits("/api/auth.test", 1, timeout=0.05)
+        answer = httpx.post(fake.base + "/api/auth.test", timeout=5).json()
+        assert answer["ok"] and answer["user_id"] == "U0BOT"
+        assert fake.wait_hits("/api/auth.test", 1, timeout=5)
+        assert len(fake.requests("/api/auth.test")) == 1
+    with pytest.raises(httpx.TransportError):
+        httpx.post(fake.base + "/api/auth.test", timeout=2)

@@ -114,6 +114,25 @@ class FakeAPI:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def __enter__(self) -> FakeAPI:
+        """``with FakeSlack() as fake:``: started, and stopped at the end (setup and cleanup)."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_hits(self, path: str, count: int, timeout: float = 5.0) -> bool:
+        """Poll until ``path`` has had at least ``count`` requests (the bot's background sends
+        arrive later than its answer); False if it has not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if self.hits[path] >= count:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
     def requests(self, path: str) -> list[dict[str, Any]]:
         """Recorded requests to one path, oldest first (none unless ``record``)."""
         with self.lock:

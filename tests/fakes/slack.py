@@ -28,6 +28,10 @@ from dcml_bot.settings import load_settings
 from fakes.api import FakeAPI, Handler, Reply, TokenBucket, retry_after, running, take_all
 from support import CONFIG, MONDAY_SLOT, Clock
 
+SECRET = "test-signing-secret"
+PAYLOADS = Path(__file__).parent.parent / "data" / "payloads"
+DELIVERY_TIME = MONDAY_SLOT + dt.timedelta(hours=1)
+
 
 class SlackViews:
     """Slack's ``views.open`` as documented (docs.slack.dev, views.open): a trigger_id that an
@@ -99,11 +103,6 @@ class SlackViews:
             opened = {**view, "id": f"V{self._count:08d}", "state": {"values": {}}}
             self.opened.append(opened)
         return 200, {"ok": True, "view": opened}, {}
-
-
-SECRET = "test-signing-secret"
-PAYLOADS = Path(__file__).parent.parent / "data" / "payloads"
-DELIVERY_TIME = MONDAY_SLOT + dt.timedelta(hours=1)
 
 
 class FakeSlack(FakeAPI):
