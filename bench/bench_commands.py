@@ -40,7 +40,7 @@ from benchkit import (
     CONFIG,
     SIGNING_SECRET,
     Child,
-    FakeSlack,
+    RateLimitedSlack,
     bare_command,
     bot_env,
     command_form,
@@ -157,7 +157,7 @@ def _ack_path(directory: Path, runs: int, reply_file: Path) -> None:
     from dcml_bot.platforms.slack.platform import SlackPlatform
     from dcml_bot.settings import load_settings
 
-    fake = FakeSlack().start()
+    fake = RateLimitedSlack().start()
     settings = load_settings(CONFIG).model_copy(
         update={
             "database_url": f"sqlite:///{directory / 'inprocess.sqlite3'}",
@@ -239,7 +239,7 @@ def main() -> None:
     if args.quick:
         args.requests, args.warmup = 500, 100
     log.info("machine: %s", machine())
-    fake = FakeSlack().start()
+    fake = RateLimitedSlack().start()
     api = fake.base + "/api/"
     response_url = fake.base + "/respond/bench"
     results: dict[str, dict[int, tuple[list[float], float]]] = {}

@@ -9,8 +9,9 @@ limits: its messenger keeps its default pacing (platforms/common/pacing.py), whi
 from the 429s. One run must reach every member; if it does not, that is reported as a failure,
 and the run is repeated (clock +15 min, as the catch-up tick would) only to count its rounds.
 
-Shapes (the fakes are bench/benchkit.py's; a refused call is answered 429 with an honest
-``Retry-After`` / ``x-ogw-ratelimit-reset`` = whole seconds until a token, at least 1):
+Shapes (the fakes are tests/fakes/'s rate-limited ones, through bench/benchkit.py; a refused
+call is answered 429 with an honest ``Retry-After`` / ``x-ogw-ratelimit-reset`` = whole seconds
+until a token, at least 1):
 
 - ``slack-realistic``: a token bucket per method as Slack documents them: chat.postMessage 10/s
   for the workspace (burst 10) and 1/s per channel (burst 1); conversations.open and
@@ -51,8 +52,8 @@ from benchkit import (
     SIGNING_SECRET,
     SLACK_PER_CHANNEL,
     SLACK_REALISTIC,
-    FakeFeishu,
-    FakeSlack,
+    RateLimitedFeishu,
+    RateLimitedSlack,
     log,
     machine,
     setup_logging,
@@ -77,23 +78,23 @@ class Shape:
     """A fake platform's limits, what the bot knows, and the bound they set."""
 
     platform: str
-    fake: Callable[[], FakeSlack | FakeFeishu]
+    fake: Callable[[], RateLimitedSlack | RateLimitedFeishu]
     channels: bool = True  # Slack: members have a persisted DM channel
     calls_per_member: int = 1
     server_rate: float | None = None  # calls/s the fake allows in the fan-out; None: no limit
     paced: bool = True  # False: pacing switched off (the client's own ceiling)
 
 
-def slack_realistic() -> FakeSlack:
-    return FakeSlack(methods=SLACK_REALISTIC, per_channel=SLACK_PER_CHANNEL)
+def slack_realistic() -> RateLimitedSlack:
+    return RateLimitedSlack(methods=SLACK_REALISTIC, per_channel=SLACK_PER_CHANNEL)
 
 
-def slack_today() -> FakeSlack:
-    return FakeSlack(rate=100.0, burst=10.0)
+def slack_today() -> RateLimitedSlack:
+    return RateLimitedSlack(rate=100.0, burst=10.0)
 
 
-def feishu_limited() -> FakeFeishu:
-    return FakeFeishu(per_app=50.0, per_user=5.0, burst=5.0)
+def feishu_limited() -> RateLimitedFeishu:
+    return RateLimitedFeishu(per_app=50.0, per_user=5.0, burst=5.0)
 
 
 SHAPES: dict[str, Shape] = {
@@ -103,10 +104,10 @@ SHAPES: dict[str, Shape] = {
         "slack", slack_today, channels=False, calls_per_member=2, server_rate=100.0
     ),
     "feishu": Shape("feishu", feishu_limited, server_rate=50.0),
-    "slack-unlimited": Shape("slack", FakeSlack),
-    "slack-raw": Shape("slack", FakeSlack, paced=False),
-    "feishu-unlimited": Shape("feishu", FakeFeishu),
-    "feishu-raw": Shape("feishu", FakeFeishu, paced=False),
+    "slack-unlimited": Shape("slack", RateLimitedSlack),
+    "slack-raw": Shape("slack", RateLimitedSlack, paced=False),
+    "feishu-unlimited": Shape("feishu", RateLimitedFeishu),
+    "feishu-raw": Shape("feishu", RateLimitedFeishu, paced=False),
 }
 METHODS = {
     "slack": ("conversations.open", "chat.postMessage"),
@@ -165,7 +166,7 @@ def _seed(url: str, platform: str, users: list[str], now: dt.datetime, channels:
         store.dispose()
 
 
-def _settings(url: str, fake: FakeSlack | FakeFeishu) -> Any:
+def _settings(url: str, fake: RateLimitedSlack | RateLimitedFeishu) -> Any:
     settings = load_settings(CONFIG)
     update: dict[str, Any] = {
         "database_url": url,
@@ -178,7 +179,7 @@ def _settings(url: str, fake: FakeSlack | FakeFeishu) -> Any:
         "feishu_verification_token": None,
         "feishu_encrypt_key": None,
     }
-    if isinstance(fake, FakeSlack):
+    if isinstance(fake, RateLimitedSlack):
         update.update(
             slack_api_url=fake.base + "/api/",
             slack_bot_token=SecretStr(BOT_TOKEN),
@@ -233,7 +234,7 @@ def run(directory: Path, name: str, members: int) -> Result:
         messenger: Any = service.bot.messengers[shape.platform]
         if not shape.paced:
             messenger.pacing = Pacing(shape.platform, {}, per_target=0.0, default=UNPACED)
-        sent: Counter[str] = fake.dms if isinstance(fake, FakeSlack) else fake.sent
+        sent: Counter[str] = fake.received
         fake.attempts = fake.limited = 0
         wall, rounds = _drive(service, clock, lambda: len(sent) >= members)
         counts = [sent.get(u, 0) for u in users]

@@ -38,7 +38,7 @@ from pathlib import Path
 from benchkit import (
     SIGNING_SECRET,
     Child,
-    FakeSlack,
+    RateLimitedSlack,
     bare_command,
     bot_env,
     free_port,
@@ -116,7 +116,7 @@ def flood_head(port: int, total: int) -> tuple[int | str, float, int]:
     return status, time.perf_counter() - started, sent
 
 
-def start(kind: str, fake: FakeSlack, workdir: Path, **env: str) -> tuple[Child, int]:
+def start(kind: str, fake: RateLimitedSlack, workdir: Path, **env: str) -> tuple[Child, int]:
     """The bot (``serve``) or the baseline (``bare``), healthy."""
     port = free_port()
     bot = bot_env(f"sqlite:///{workdir}/{kind}-{port}.sqlite3", port, slack_api=fake.base + "/api/")
@@ -251,7 +251,7 @@ def descriptors(child: Child, port: int, name: str, connections: int) -> None:
     )  # fmt: skip
 
 
-def forgeries(fake: FakeSlack, workdir: Path) -> None:
+def forgeries(fake: RateLimitedSlack, workdir: Path) -> None:
     """4: what 200 forged requests with big bodies add to the log, at log_all."""
     child, port = start("serve", fake, workdir, DCML_BOT_LOG_ALL="1")
     try:
@@ -299,7 +299,7 @@ def main() -> None:
     args = parser.parse_args()
     log.info("machine: %s", machine())
     kinds = ["serve"] if args.no_baseline else ["serve", "bare"]
-    fake = FakeSlack().start()
+    fake = RateLimitedSlack().start()
     try:
         with tempfile.TemporaryDirectory(prefix="dcml-http-") as name:
             workdir = Path(name)

@@ -28,7 +28,7 @@ from benchkit import (
     ADMIN,
     CONFIG,
     Child,
-    FakeSlack,
+    RateLimitedSlack,
     bare_command,
     bot_env,
     free_port,
@@ -107,7 +107,7 @@ def main() -> None:
     if args.quick:
         args.members = 2000
     log.info("machine: %s", machine())
-    fake = FakeSlack().start()
+    fake = RateLimitedSlack().start()
     api = fake.base + "/api/"
     bot_rows: list[tuple[str, int, int]] = []
     bare_rows: list[tuple[str, int, int]] = []
@@ -135,7 +135,7 @@ def main() -> None:
             _commands(base, fake.base + "/respond/member")
             _stage(child, "after 200 commands", bot_rows)
             fake.responded.clear()
-            fake.responses.clear()
+            fake.answers.clear()
             start = time.perf_counter()
             status, ack = post_command(base, "remind", ADMIN, fake.base + "/respond/admin")
             said = ack.get("text") if isinstance(ack, dict) else ack
@@ -148,12 +148,12 @@ def main() -> None:
             if not fake.responded.wait(900):
                 raise RuntimeError("the remind never answered on response_url")
             elapsed = time.perf_counter() - start
-            sent = sum(1 for n in fake.dms.values() if n > 0)
+            sent = sum(1 for n in fake.received.values() if n > 0)
             log.info(
                 "  fan-out done in %.1f s: %d members have a DM (%d duplicates)",
                 elapsed,
                 sent,
-                sum(1 for n in fake.dms.values() if n > 1),
+                sum(1 for n in fake.received.values() if n > 1),
             )
             _stage(child, "after the fan-out", bot_rows)
             _commands(base, fake.base + "/respond/member")

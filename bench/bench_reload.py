@@ -32,7 +32,7 @@ from benchkit import (
     ADMIN,
     ROOT,
     Child,
-    FakeSlack,
+    RateLimitedSlack,
     bot_env,
     free_port,
     log,
@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     log.info("machine: %s", machine())
     log.info("code: %s", os.environ.get("PYTHONPATH") or "the venv's installed dcml_bot")
-    fake = FakeSlack().start()
+    fake = RateLimitedSlack().start()
     catalog = Trickle()
     respond = fake.base + "/respond/bench"
     with tempfile.TemporaryDirectory(prefix="dcml-reload-") as name:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchkit import (
     Child,
-    FakeSlack,
+    RateLimitedSlack,
     bot_env,
     free_port,
     log,
@@ -79,7 +79,7 @@ def post_events(port: int, bodies: list[str]) -> None:
 
 def one_run(directory: Path, joins: int, run: int) -> dict[str, float]:
     """One SIGTERM and one restart; returns the figures."""
-    fake = FakeSlack(rate=RATE, burst=10).start()
+    fake = RateLimitedSlack(rate=RATE, burst=10).start()
     url = f"sqlite:///{directory / f'shutdown-{run}.sqlite3'}"
     users = [f"U0S{run}{n:05d}" for n in range(joins)]
     bodies = [team_join(u, f"EvS{run}{n:05d}") for n, u in enumerate(users)]
@@ -90,14 +90,14 @@ def one_run(directory: Path, joins: int, run: int) -> dict[str, float]:
         try:
             child.wait_healthy(f"http://127.0.0.1:{port}")
             post_events(port, bodies)
-            before = sum(fake.dms.values())
+            before = sum(fake.received.values())
             started = time.perf_counter()
             child.process.send_signal(signal.SIGTERM)
             code = child.process.wait(timeout=120)
             exit_seconds = time.perf_counter() - started
         finally:
             child.stop()
-        sent_first = sum(fake.dms.values())
+        sent_first = sum(fake.received.values())
         port = free_port()
         env = bot_env(url, port, slack_api=fake.base + "/api/")
         again = Child(serve_command(), env, directory / f"restart-{run}.log")
@@ -105,7 +105,7 @@ def one_run(directory: Path, joins: int, run: int) -> dict[str, float]:
             again.wait_healthy(f"http://127.0.0.1:{port}")
             restarted = time.perf_counter()
             deadline = restarted + 600
-            while sum(1 for u in users if fake.dms.get(u)) < joins:
+            while sum(1 for u in users if fake.received.get(u)) < joins:
                 if time.perf_counter() > deadline:
                     break
                 time.sleep(0.05)
@@ -113,7 +113,7 @@ def one_run(directory: Path, joins: int, run: int) -> dict[str, float]:
             time.sleep(1.0)  # anything sent twice would show up now
         finally:
             again.stop()
-        counts = [fake.dms.get(u, 0) for u in users]
+        counts = [fake.received.get(u, 0) for u in users]
         return {
             "exit_code": float(code),
             "exit_seconds": exit_seconds,

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from benchkit import (
     Child,
-    FakeFeishu,
-    FakeSlack,
+    RateLimitedFeishu,
+    RateLimitedSlack,
     bare_command,
     bot_env,
     free_port,
@@ -68,8 +68,8 @@ def main() -> None:
     if args.quick:
         args.runs = 3
     log.info("machine: %s", machine())
-    slack = FakeSlack().start()
-    feishu = FakeFeishu().start()
+    slack = RateLimitedSlack().start()
+    feishu = RateLimitedFeishu().start()
     api = slack.base + "/api/"
     times: dict[str, list[float]] = {}
     first: dict[str, float] = {}

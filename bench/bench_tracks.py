@@ -31,7 +31,7 @@ from bench_commands import _load
 from benchkit import (
     ROOT,
     Child,
-    FakeSlack,
+    RateLimitedSlack,
     bot_env,
     free_port,
     log,
@@ -132,7 +132,7 @@ def main() -> None:
             statistics.median(eight) / statistics.median(floor),
         )
 
-        fake = FakeSlack().start()
+        fake = RateLimitedSlack().start()
         api, response_url = fake.base + "/api/", fake.base + "/respond/bench"
         servers: dict[str, tuple[Child, str]] = {}
         try:

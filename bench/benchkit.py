@@ -1,29 +1,25 @@
 """Shared pieces of the benches: fake Slack/Feishu Web APIs, signed requests, child processes.
 
-Not a benchmark itself. The fakes are the tests' fake Web API server (tests/fakes.py ``FakeAPI``:
-threads of an ``http.server`` on 127.0.0.1, port 0), counting hits instead of recording requests,
-keeping connections alive, optionally throttled by token buckets the way the real platforms do.
+Not a benchmark itself. The fakes are the tests' (tests/fakes/: ``RateLimitedSlack`` and
+``RateLimitedFeishu`` on ``FakeSlack``'s and ``FakeFeishu``'s routes, threads of an ``http.server``
+on 127.0.0.1, port 0), counting instead of recording requests, keeping connections alive,
+optionally throttled by token buckets the way the real platforms do.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import http.client
 import json
 import logging
-import math
 import os
 import platform
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,13 +39,16 @@ log = logging.getLogger("bench")
 
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
-from fakes import (  # noqa: E402  (tests/ is on sys.path only from here)
-    FakeAPI,
-    Handler,
-    Reply,
-    TokenBucket,
-    take_all,
+# The fakes are the tests' (tests/fakes/): one route table per platform, rate-limited here.
+from fakes.feishu import RateLimitedFeishu  # noqa: E402  (tests/ is on sys.path only from here)
+from fakes.slack import (  # noqa: E402
+    SLACK_PER_CHANNEL,
+    SLACK_REALISTIC,
+    RateLimitedSlack,
 )
+from fakes.slack import signed_headers as slack_signed_headers  # noqa: E402
+
+__all__ = ["SLACK_PER_CHANNEL", "SLACK_REALISTIC", "RateLimitedFeishu", "RateLimitedSlack"]
 
 # --- figures -------------------------------------------------------------------------------------
 
@@ -82,207 +81,6 @@ def setup_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-# --- fake HTTP APIs ------------------------------------------------------------------------------
-# On the one fake Web API server of the tests (tests/fakes.py): counting hits, not recording
-# requests, and keeping connections alive.
-
-
-def _args(request: dict[str, Any]) -> dict[str, Any]:
-    body = request["body"] if isinstance(request["body"], dict) else {}
-    return {**request["query"], **body}
-
-
-def retry_after(wait: float) -> str:
-    """An honest ``Retry-After``: whole seconds until there is a token, at least 1."""
-    return str(max(1, math.ceil(wait)))
-
-
-# Slack's documented limits as token buckets (rate/s, burst): chat.postMessage under a workspace
-# cap ("several hundred per minute"; here 10/s) and 1/s per channel; Tier 3 50/min; Tier 4 100/min.
-SLACK_REALISTIC = {
-    "chat.postMessage": (10.0, 10.0),
-    "conversations.open": (50 / 60, 5.0),
-    "conversations.history": (50 / 60, 5.0),
-    "users.info": (100 / 60, 10.0),
-}
-SLACK_PER_CHANNEL = (1.0, 1.0)
-
-
-class FakeSlack(FakeAPI):
-    """The Slack Web API methods the bot calls, optionally throttled by token buckets.
-
-    ``rate``: one bucket of ``rate`` calls/s (``burst``) over every method; ``methods``: a bucket
-    per method (name → (rate, burst)); ``per_channel``: chat.postMessage's bucket per channel.
-    A call takes a token from each of its buckets or from none; refused, it is answered 429
-    ``ratelimited`` with an honest ``Retry-After``, as Slack does. Posted DMs are counted per
-    user (channel ``D<user>``), not stored.
-    """
-
-    def __init__(
-        self,
-        rate: float | None = None,
-        burst: float = 10.0,
-        *,
-        methods: Mapping[str, tuple[float, float]] | None = None,
-        per_channel: tuple[float, float] | None = None,
-    ) -> None:
-        super().__init__(record=False, keep_alive=True)
-        self.bucket = TokenBucket(rate, burst) if rate else None
-        self.buckets = {m: TokenBucket(r, b) for m, (r, b) in (methods or {}).items()}
-        self.per_channel = per_channel
-        self.channel_buckets: dict[str, TokenBucket] = {}
-        self.dms: Counter[str] = Counter()
-        self.limited = 0
-        self.attempts = 0  # calls through the buckets, answered 429 or not
-        self.per_method: Counter[str] = Counter()  # calls per method, answered 429 or not
-        self.limited_by: Counter[str] = Counter()  # 429s per method
-        self._bucket_lock = threading.Lock()
-        self.responses: list[Any] = []
-        self.responded = threading.Event()
-        self._ts = 1_700_000_000
-        self.routes.update(
-            {
-                "/api/auth.test": lambda r: (
-                    200,
-                    {"ok": True, "team_id": "T0001", "user_id": "U0BOT", "bot_id": "B1"},
-                    {},
-                ),
-                "/api/conversations.open": self._open,
-                "/api/chat.postMessage": self._post,
-                "/api/conversations.history": lambda r: (200, {"ok": True, "messages": []}, {}),
-                "/api/users.info": self._user,
-                "/api/views.publish": lambda r: (200, {"ok": True}, {}),
-            }
-        )
-
-    def route(self, path: str) -> Handler | None:
-        if path.startswith("/respond/"):
-            return self._respond
-        handler = self.routes.get(path)
-        if handler is None or path == "/api/auth.test":
-            return handler
-        return self._throttled(path.removeprefix("/api/"), handler)
-
-    def _throttled(self, method: str, handler: Handler) -> Handler:
-        def throttled(request: dict[str, Any]) -> Reply:
-            buckets = [b for b in (self.bucket, self.buckets.get(method)) if b is not None]
-            if method == "chat.postMessage" and self.per_channel is not None:
-                channel = str(_args(request).get("channel"))
-                with self._bucket_lock:
-                    bucket = self.channel_buckets.get(channel)
-                    if bucket is None:
-                        bucket = self.channel_buckets[channel] = TokenBucket(*self.per_channel)
-                buckets.append(bucket)
-            wait = take_all(buckets, self._bucket_lock)
-            with self.lock:
-                self.attempts += 1
-                self.per_method[method] += 1
-                if wait:
-                    self.limited += 1
-                    self.limited_by[method] += 1
-            if wait:
-                headers = {"Retry-After": retry_after(wait)}
-                return 429, {"ok": False, "error": "ratelimited"}, headers
-            return handler(request)
-
-        return throttled
-
-    def _open(self, request: dict[str, Any]) -> Reply:
-        return 200, {"ok": True, "channel": {"id": "D" + _args(request)["users"]}}, {}
-
-    def _post(self, request: dict[str, Any]) -> Reply:
-        channel = _args(request)["channel"]
-        with self.lock:
-            self._ts += 1
-            ts = f"{self._ts}.000100"
-            self.dms[channel.removeprefix("D")] += 1
-        return 200, {"ok": True, "channel": channel, "ts": ts}, {}
-
-    def _user(self, request: dict[str, Any]) -> Reply:
-        user_id = _args(request)["user"]
-        return 200, {"ok": True, "user": {"id": user_id, "name": user_id.lower()}}, {}
-
-    def _respond(self, request: dict[str, Any]) -> Reply:
-        with self.lock:
-            self.responses.append(request["body"])
-        self.responded.set()
-        return 200, b"ok", {}
-
-
-FEISHU_TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
-FEISHU_MESSAGES = "/open-apis/im/v1/messages"
-
-
-class FakeFeishu(FakeAPI):
-    """Feishu's token endpoint and message create, throttled like the Open Platform.
-
-    ``per_app`` messages/s for the app (``burst``) and ``per_user`` per receiver (burst 1). Above
-    the app's: HTTP 429, code 99991400 and the ``x-ogw-ratelimit-reset`` header; above a user's:
-    code 230020, as Feishu answers. A message takes a token from both buckets or from none. Sent
-    messages are counted per receiver.
-    """
-
-    def __init__(
-        self, per_app: float | None = None, per_user: float | None = None, burst: float = 5.0
-    ) -> None:
-        super().__init__(record=False, keep_alive=True)
-        self.app_bucket = TokenBucket(per_app, burst) if per_app else None
-        self.per_user = per_user
-        self.user_buckets: dict[str, TokenBucket] = {}
-        self.sent: Counter[str] = Counter()
-        self.limited = 0
-        self.attempts = 0  # message creates, answered 429 or not
-        self.tokens = 0
-        self.user_limited = 0
-        self._count = 0
-        self._bucket_lock = threading.Lock()
-        self.routes.update(
-            {
-                FEISHU_TOKEN_PATH: self._token,
-                FEISHU_MESSAGES: self._send,
-                # The bot's own identity, asked once at start (bot info API).
-                "/open-apis/bot/v3/info": lambda r: (
-                    200,
-                    {"code": 0, "msg": "ok", "bot": {"open_id": "ou_bench_bot", "app_name": "b"}},
-                    {},
-                ),
-            }
-        )
-
-    def _token(self, request: dict[str, Any]) -> Reply:
-        with self.lock:
-            self.tokens += 1
-        reply = {"code": 0, "msg": "ok", "tenant_access_token": "t-fake", "expire": 7200}
-        return 200, reply, {}
-
-    def _send(self, request: dict[str, Any]) -> Reply:
-        receiver = str(request["body"].get("receive_id"))
-        with self.lock:
-            self.attempts += 1
-            bucket = self.user_buckets.get(receiver)
-            if bucket is None and self.per_user:
-                bucket = self.user_buckets[receiver] = TokenBucket(self.per_user, 1.0)
-        buckets = [b for b in (self.app_bucket, bucket) if b is not None]
-        wait = take_all(buckets, self._bucket_lock)
-        if wait and self.app_bucket is not None and self.app_bucket.wait():
-            with self.lock:
-                self.limited += 1
-            headers = {
-                "x-ogw-ratelimit-limit": str(int(self.app_bucket.rate)),
-                "x-ogw-ratelimit-reset": retry_after(self.app_bucket.wait()),
-            }
-            return 429, {"code": 99991400, "msg": "request trigger frequency limit"}, headers
-        if wait:
-            with self.lock:
-                self.user_limited += 1
-            return 400, {"code": 230020, "msg": "send message to this user too frequently"}, {}
-        with self.lock:
-            self._count += 1
-            self.sent[receiver] += 1
-            message_id = f"om_sent_{self._count}"
-        return 200, {"code": 0, "msg": "success", "data": {"message_id": message_id}}, {}
-
-
 # --- Slack requests ------------------------------------------------------------------------------
 
 
@@ -309,14 +107,8 @@ def command_form(text: str, user: str, response_url: str) -> str:
 
 
 def signed_headers(body: str, *, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict:
-    """Slack's signature headers for a body: HMAC-SHA256 over ``v0:{ts}:{body}``."""
-    stamp = str(int(time.time()) if ts is None else ts)
-    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": "v0=" + digest,
-    }
+    """Slack's signature headers for a body, signed with the benches' secret (fakes.slack's)."""
+    return slack_signed_headers(body, secret=secret, ts=ts)
 
 
 def post_command(base: str, text: str, user: str, response_url: str, timeout: float = 30) -> Any:

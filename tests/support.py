@@ -149,3 +149,40 @@ def write_catalog(path: Path, sections: Iterable[tuple[str, Iterable[str]]]) -> 
 def text_of(reply: Reply) -> str:
     """The plain-text rendering of a reply."""
     return render_plain(reply)
+
+
+# Friday 2026-12-04 17:00 Asia/Shanghai: the digest's slot (16:00) of 2026-W49 has passed.
+FRIDAY = MONDAY_SLOT + dt.timedelta(days=4, hours=7)
+
+
+ALPHA, BETA, GAMMA = "arxiv:2301.00001", "arxiv:2301.00002", "arxiv:2301.00003"
+
+
+GUIDE = [
+    ("Basics", [item_line("⚡", "Alpha Paper", 1), item_line("⚡", "Beta Paper", 2)]),
+    ("More", [item_line("💎", "Gamma Paper", 3), item_line("💎", "Delta Paper", 4)]),
+]
+
+
+LEVELS = ("⚡", "💎", "💡")
+
+
+def synthetic_guide(path: Path) -> Path:
+    lines = ["# Synthetic guide", "", "> 注:⚡为**基础必读**,💎为**基础选读**,💡为**进阶阅读**", ""]
+    for topic in range(20):
+        if topic % 5 == 0:
+            lines += [f"### Section {topic // 5}", ""]
+        lines += ["<details open>", "<summary>", "", f"##### Topic{topic:02d} area", ""]
+        lines += ["</summary>", ""]
+        for index in range(25):
+            n = topic * 25 + index
+            title = (
+                f"Paper {n} on A & B \\<!channel\\> | y > z "
+                + "with a rather long descriptive title " * 6
+                + f"zebra{n % 7}"
+            )
+            url = f"https://arxiv.org/abs/2310.{n:05d}"
+            lines.append(f"- `{LEVELS[index % 3]}` 📄+🔧 [{title}]({url})")
+        lines += ["", "</details>", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 from dcml_bot.core.reply import Reply, render_plain
 from dcml_bot.store import Store, open_store
-from fakes import FakeAPI, Handler
+from fakes.api import FakeAPI, Handler
 
 log = logging.getLogger(__name__)
 

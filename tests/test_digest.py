@@ -26,16 +26,17 @@ from dcml_bot.platforms.local.messenger import LocalMessenger
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
 from dcml_bot.store import MemberRecord
-from fakes import running
-from support import MONDAY_SLOT, Clock, item_line, lab_settings, write_catalog
-
-# Friday 2026-12-04 17:00 Asia/Shanghai: the digest's slot (16:00) of 2026-W49 has passed.
-FRIDAY = MONDAY_SLOT + dt.timedelta(days=4, hours=7)
-ALPHA, BETA, GAMMA = "arxiv:2301.00001", "arxiv:2301.00002", "arxiv:2301.00003"
-GUIDE = [
-    ("Basics", [item_line("⚡", "Alpha Paper", 1), item_line("⚡", "Beta Paper", 2)]),
-    ("More", [item_line("💎", "Gamma Paper", 3), item_line("💎", "Delta Paper", 4)]),
-]
+from fakes.api import running
+from support import (
+    ALPHA,
+    BETA,
+    FRIDAY,
+    GAMMA,
+    GUIDE,
+    Clock,
+    lab_settings,
+    write_catalog,
+)
 
 
 @dataclass

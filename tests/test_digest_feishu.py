@@ -16,10 +16,9 @@ from dcml_bot.platforms.feishu.cards import escape_markdown
 from dcml_bot.platforms.feishu.messenger import delivery_uuid
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
-from fakes import running
-from support import Clock, write_catalog
-from test_digest import ALPHA, BETA, FRIDAY, GAMMA, GUIDE
-from test_feishu import LAB_GROUP, MESSAGES, FakeFeishu, Feishu, card_of, feishu_settings
+from fakes.api import running
+from fakes.feishu import LAB_GROUP, MESSAGES, FakeFeishu, Feishu, card_of, feishu_settings
+from support import ALPHA, BETA, FRIDAY, GAMMA, GUIDE, Clock, write_catalog
 
 Answer = tuple[int, Any, dict[str, str]]
 READERS = {"ou_alice": "Alice", "ou_bob": "Bob", "ou_carol": "Carol"}

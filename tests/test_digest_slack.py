@@ -25,11 +25,10 @@ from dcml_bot.platforms.slack.messenger import SlackMessenger
 from dcml_bot.platforms.slack.platform import BOT_SCOPES
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import DigestSettings
-from fakes import running
-from support import Clock, write_catalog
-from test_digest import BETA as BETA_ID
-from test_digest import FRIDAY, GUIDE
-from test_slack import FakeSlack, Slack, slack_settings
+from fakes.api import running
+from fakes.slack import FakeSlack, Slack, slack_settings
+from support import BETA as BETA_ID
+from support import FRIDAY, GUIDE, Clock, write_catalog
 
 Answer = tuple[int, Any, dict[str, str]]
 READERS = {"U0ALICE": "Alice", "U0BOB": "Bob", "U0CAROL": "Carol"}

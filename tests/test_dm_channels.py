@@ -17,8 +17,8 @@ from dcml_bot.app import build_service
 from dcml_bot.core.outbound import SendError
 from dcml_bot.core.reply import Reply
 from dcml_bot.store import Store
+from fakes.slack import DELIVERY_TIME, FakeSlack, slack_settings
 from support import Clock
-from test_slack import DELIVERY_TIME, FakeSlack, slack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "dcml-bot"

@@ -16,8 +16,8 @@ from lark_oapi.core.token.manager import TokenManager
 from dcml_bot.core.delivery import weekly_key
 from dcml_bot.core.reply import Reply
 from dcml_bot.platforms.feishu.messenger import delivery_uuid
+from fakes.feishu import MESSAGES, Feishu, serve_feishu
 from support import WEEK
-from test_feishu import MESSAGES, Feishu, serve_feishu
 
 
 @pytest.fixture

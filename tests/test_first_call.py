@@ -11,9 +11,9 @@ import httpx
 from dcml_bot.app import build_service
 from dcml_bot.platforms.common.first_call import FirstCall
 from dcml_bot.server import build_http_app
-from fakes import running
+from fakes.api import running
+from fakes.slack import DELIVERY_TIME, FakeSlack, Slack, slack_settings
 from support import Clock
-from test_slack import DELIVERY_TIME, FakeSlack, Slack, slack_settings
 
 
 def test_first_call_retries_until_it_answers_and_stops_at_once() -> None:

@@ -31,10 +31,9 @@ from dcml_bot.app import Service, build_service
 from dcml_bot.server import build_http_app
 from dcml_bot.store import open_store
 from dcml_bot.store.database import SQLITE_HEADER
-from fakes import running
+from fakes.api import running
+from fakes.slack import DELIVERY_TIME, GatedSlack, Slack, slack_settings, team_join
 from support import Clock, lab_settings
-from test_shutdown import GatedSlack, team_join
-from test_slack import DELIVERY_TIME, Slack, slack_settings
 
 SCRIPT = Path(sys.executable).parent / "dcml-bot"
 ROOT = Path(__file__).resolve().parent.parent

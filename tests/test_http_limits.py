@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from test_slack import SECRET, FakeSlack
+from fakes.slack import SECRET, FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "dcml-bot"

@@ -20,8 +20,8 @@ from sqlalchemy.exc import OperationalError
 from dcml_bot.core.once import Retry
 from dcml_bot.platforms.common.inbox import GIVE_UP
 from dcml_bot.platforms.feishu.messenger import delivery_uuid
-from test_feishu import LAB_GROUP, Feishu, serve_feishu, user_added
-from test_slack import Slack, serve_slack
+from fakes.feishu import LAB_GROUP, Feishu, serve_feishu, user_added
+from fakes.slack import Slack, serve_slack
 
 # Seconds instead of the 30 s … 30 min of production: the back-off itself is what is tested.
 FAST = Retry(first=dt.timedelta(seconds=0.2), factor=2, cap=dt.timedelta(seconds=1))

@@ -24,7 +24,7 @@ from dcml_bot.platforms.local.web import CHAT_PAGE
 from dcml_bot.server import build_http_app
 from dcml_bot.store.database import writer
 from dcml_bot.store.schema import LocalMessage
-from fakes import running
+from fakes.api import running
 from support import MONDAY_SLOT, Clock, lab_settings
 
 HISTORY = 10_000

@@ -28,7 +28,7 @@ from dcml_bot.app import Service, build_service
 from dcml_bot.platforms.local.guard import COOKIE, LabExposed, host_name, is_loopback
 from dcml_bot.platforms.local.messenger import CLOCK_OFFSET
 from dcml_bot.server import build_http_app
-from fakes import FakeAPI, running
+from fakes.api import FakeAPI, running
 from support import MONDAY_SLOT, Clock, lab_settings
 
 THURSDAY = MONDAY_SLOT + dt.timedelta(days=3)

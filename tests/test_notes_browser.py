@@ -1,13 +1,13 @@
-"""Notes and sharing in the local lab, in Chromium against `serve` (test_browser.py's setup):
+"""Notes and sharing in the local lab, in Chromium against `serve` (tests/fakes/browser.py's setup):
 the text box under a paper marked done, /dcml notes, escaping, and the share switch."""
 
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from test_browser import Server, browser, page, server
+from fakes.browser import Server, browser, page, server
 
-__all__ = ["browser", "page", "server"]  # test_browser's fixtures
+__all__ = ["browser", "page", "server"]  # fixtures (tests/fakes/browser.py)
 
 HOSTILE = "<script>window.pwned=1</script> <b>bold</b> & <img src=x onerror=window.pwned=2>"
 

@@ -12,7 +12,7 @@ import pytest
 
 from dcml_bot.core.i18n import text
 from dcml_bot.platforms.feishu.cards import check_card, escape_markdown
-from test_feishu import (
+from fakes.feishu import (
     Feishu,
     buttons,
     card_of,

@@ -15,9 +15,9 @@ import pytest
 from dcml_bot.app import build_service
 from dcml_bot.platforms.slack.blocks import check_message, check_view
 from dcml_bot.server import build_http_app
-from fakes import SlackViews, running
+from fakes.api import running
+from fakes.slack import DELIVERY_TIME, PAYLOADS, FakeSlack, Slack, SlackViews, slack_settings
 from support import Clock
-from test_slack import DELIVERY_TIME, PAYLOADS, FakeSlack, Slack, slack_settings
 
 FORM = "application/x-www-form-urlencoded"
 HOSTILE = "<!channel> & <@U0ADMIN|boss> <script>alert(1)</script> *bold* @here #general"

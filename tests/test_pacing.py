@@ -24,8 +24,8 @@ from dcml_bot.platforms.common.pacing import DECREASE, Pacing, Rate, Throttled
 from dcml_bot.platforms.feishu.messenger import FeishuMessenger, FeishuOptions
 from dcml_bot.platforms.feishu.messenger import make_client as make_feishu_client
 from dcml_bot.platforms.slack.messenger import SlackMessenger, SlackOptions, make_client
-from fakes import FakeAPI, TokenBucket
-from fakes import Reply as WireReply
+from fakes.api import FakeAPI, TokenBucket
+from fakes.api import Reply as WireReply
 
 METHOD = "chat.postMessage"
 

@@ -21,9 +21,9 @@ import pytest
 from dcml_bot.app import Service, build_service
 from dcml_bot.core.i18n import text
 from dcml_bot.server import build_http_app
-from fakes import running
+from fakes.api import running
+from fakes.slack import DELIVERY_TIME, FakeSlack, Slack, slack_settings
 from support import Clock, lab_settings
-from test_slack import DELIVERY_TIME, FakeSlack, Slack, slack_settings
 
 GUIDE = (Path(__file__).resolve().parent.parent / "config" / "catalog" / "dcml.md").read_bytes()
 BUSY = text("en", "busy")

@@ -22,8 +22,7 @@ from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.plan import READ, SNOOZED
 from dcml_bot.platforms.common.replay import ReplayGuard
 from dcml_bot.store.events import REQUEST
-from support import MONDAY_SLOT, Clock, Recorder, make_bot
-from test_feishu import (
+from fakes.feishu import (
     ENCRYPT_KEY,
     Feishu,
     buttons,
@@ -33,7 +32,8 @@ from test_feishu import (
     serve_feishu,
     sign,
 )
-from test_slack import PAYLOADS, Slack, enrol, serve_slack, trigger_id
+from fakes.slack import PAYLOADS, Slack, enrol, serve_slack, trigger_id
+from support import MONDAY_SLOT, Clock, Recorder, make_bot
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -22,7 +22,7 @@ from dcml_bot.scheduler import (
     WEEKLY_JOB,
     Scheduler,
 )
-from fakes import FakeAPI
+from fakes.api import FakeAPI
 from support import (
     MONDAY_SLOT,
     WEEK,

@@ -31,51 +31,23 @@ from dcml_bot.core.outbound import Stopping
 from dcml_bot.platforms.common.background import Background
 from dcml_bot.server import build_http_app
 from dcml_bot.store import open_store
-from fakes import running
+from fakes.api import running
+from fakes.slack import (
+    DELIVERY_TIME,
+    SECRET,
+    FakeSlack,
+    GatedSlack,
+    Slack,
+    slack_settings,
+    team_join,
+)
 from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot
-from test_slack import DELIVERY_TIME, SECRET, FakeSlack, Slack, slack_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "dcml-bot"
 JOINS = 40
 # uvicorn ends a clean shutdown by re-raising the signal it caught (systemd counts that a success).
 CLEAN_EXIT = {0, -signal.SIGTERM}
-
-
-class GatedSlack(FakeSlack):
-    """A fake Slack that holds every chat.postMessage until ``gate`` opens (a slow workspace)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.waiting = 0
-
-    def _post(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        with self.lock:
-            self.waiting += 1
-        self.gate.wait(timeout=60)
-        return super()._post(request)
-
-    def welcomed(self, users: list[str]) -> dict[str, int]:
-        """How many DMs each user got."""
-        return {u: len(self.dms(u)) for u in users}
-
-
-def team_join(user: str, event_id: str) -> dict[str, Any]:
-    """A team_join envelope as Slack sends it (the user object trimmed to what matters)."""
-    return {
-        "token": "deprecated",
-        "team_id": "T0001",
-        "api_app_id": "A0APP",
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": int(time.time()),
-        "event": {
-            "type": "team_join",
-            "user": {"id": user, "name": user.lower(), "tz": "UTC", "profile": {}},
-            "event_ts": f"{int(time.time())}.000100",
-        },
-    }
 
 
 def wait_until(condition: Any, timeout: float = 30.0) -> None:

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,211 +16,24 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
-from dcml_bot.app import Service, build_service
+from dcml_bot.app import build_service
 from dcml_bot.core.delivery import weekly_key
 from dcml_bot.core.reply import Reply
 from dcml_bot.platforms.slack.blocks import check_message, check_view
 from dcml_bot.platforms.slack.platform import SlackPlatform
 from dcml_bot.server import build_http_app
-from dcml_bot.settings import load_settings
-from fakes import FakeAPI, running
-from support import CONFIG, MONDAY_SLOT, WEEK, Clock
-
-SECRET = "test-signing-secret"
-PAYLOADS = Path(__file__).parent / "data" / "payloads"
-DELIVERY_TIME = MONDAY_SLOT + dt.timedelta(hours=1)
-
-
-class FakeSlack(FakeAPI):
-    """The Slack Web API methods the bot calls, with DM history and an optional 429 storm."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.history: dict[str, list[dict[str, Any]]] = {}
-        self.users: dict[str, dict[str, Any]] = {}
-        self.channel_names = {"C0LAB": "reading-group", "C0GENERAL": "general"}
-        self.storm = 0  # answer this many chat.postMessage calls with 429 first
-        self.fail_post: str | None = None  # error to answer chat.postMessage with
-        self.fail_channel: str | None = None  # ... only in this channel (default: all)
-        self.post_delay = 0.0
-        self._ts = 1_700_000_000
-        self.routes.update(
-            {
-                "/api/auth.test": lambda r: (
-                    200,
-                    {"ok": True, "team_id": "T0001", "user_id": "U0BOT", "bot_id": "B1"},
-                    {},
-                ),
-                "/api/conversations.open": self._open,
-                "/api/chat.postMessage": self._post,
-                "/api/conversations.history": self._history,
-                "/api/users.info": self._user,
-                "/api/conversations.info": self._channel,
-                "/api/views.publish": lambda r: (200, {"ok": True}, {}),
-            }
-        )
-
-    @staticmethod
-    def args(request: dict[str, Any]) -> dict[str, Any]:
-        body = request["body"] if isinstance(request["body"], dict) else {}
-        return {**request["query"], **body}
-
-    def _open(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        user = self.args(request)["users"]
-        return 200, {"ok": True, "channel": {"id": "D" + user}}, {}
-
-    def _post(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        time.sleep(self.post_delay)
-        with self.lock:
-            if self.storm > 0:
-                self.storm -= 1
-                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
-            args = self.args(request)
-            if self.fail_post and self.fail_channel in (None, args["channel"]):
-                return 200, {"ok": False, "error": self.fail_post}, {}
-            self._ts += 1
-            message = {
-                "ts": f"{self._ts}.000100",
-                "text": args.get("text"),
-                "blocks": args.get("blocks"),
-                "metadata": args.get("metadata"),
-            }
-            self.history.setdefault(args["channel"], []).append(message)
-        return 200, {"ok": True, "channel": args["channel"], "ts": message["ts"]}, {}
-
-    def _history(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        args = self.args(request)
-        with self.lock:
-            messages = list(reversed(self.history.get(args["channel"], [])))
-        if str(args.get("include_all_metadata")).lower() not in {"1", "true"}:
-            messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
-        return 200, {"ok": True, "messages": messages}, {}
-
-    def _user(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        user_id = self.args(request)["user"]
-        user = self.users.get(
-            user_id, {"id": user_id, "name": user_id.lower(), "tz": "Europe/Berlin"}
-        )
-        return 200, {"ok": True, "user": user}, {}
-
-    def _channel(self, request: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
-        channel = self.args(request)["channel"]
-        name = self.channel_names.get(channel, "random")
-        return 200, {"ok": True, "channel": {"id": channel, "name": name}}, {}
-
-    def dms(self, user_id: str) -> list[dict[str, Any]]:
-        """Messages the bot posted in its DM with a user."""
-        with self.lock:
-            return list(self.history.get("D" + user_id, []))
-
-    def responses(self) -> list[dict[str, Any]]:
-        """Bodies posted to response_url."""
-        return [c["body"] for c in self.calls if c["path"].startswith("/respond/")]
-
-
-@dataclass
-class Slack:
-    """A running bot with Slack enabled, its base URL and the fake Web API."""
-
-    service: Service
-    base: str
-    fake: FakeSlack
-    clock: Clock
-
-    @property
-    def platform(self) -> SlackPlatform:
-        platform = self.service.platforms[0]
-        assert isinstance(platform, SlackPlatform)
-        return platform
-
-    def post(
-        self,
-        body: str,
-        content_type: str,
-        *,
-        timestamp: int | None = None,
-        secret: str = SECRET,
-        extra: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256)
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": "v0=" + digest.hexdigest(),
-            **(extra or {}),
-        }
-        return httpx.post(self.base + "/slack/events", content=body, headers=headers, timeout=10)
-
-    def command(self, line: str, user: str = "U0NEWBIE", **kw: Any) -> httpx.Response:
-        fields = json.loads((PAYLOADS / "slack_slash_command.fields.json").read_text())
-        fields.update(
-            command="/dcml",
-            text=line,
-            user_id=user,
-            response_url=f"{self.fake.base}/respond/{user}",
-            trigger_id=trigger_id(),
-        )
-        return self.post(urlencode(fields), "application/x-www-form-urlencoded", **kw)
-
-    def event(self, name: str, **changes: Any) -> httpx.Response:
-        envelope = json.loads((PAYLOADS / f"slack_event_{name}.json").read_text())
-        extra = changes.pop("headers", None)
-        for key, value in changes.items():
-            if key == "event_id":
-                envelope["event_id"] = value
-            elif isinstance(value, dict) and isinstance(envelope["event"].get(key), dict):
-                envelope["event"][key].update(value)
-            else:
-                envelope["event"][key] = value
-        return self.post(json.dumps(envelope), "application/json", extra=extra)
-
-    def press(self, action_id: str, value: str, user: str, message_ts: str) -> httpx.Response:
-        payload = json.loads((PAYLOADS / "slack_block_actions.json").read_text())
-        payload["user"]["id"] = user
-        payload["channel"]["id"] = payload["container"]["channel_id"] = "D" + user
-        payload["container"]["message_ts"] = payload["message"]["ts"] = message_ts
-        payload["response_url"] = f"{self.fake.base}/respond/action-{user}"
-        payload["actions"][0].update(action_id=action_id, value=value)
-        payload["trigger_id"] = trigger_id()
-        body = urlencode({"payload": json.dumps(payload)})
-        return self.post(body, "application/x-www-form-urlencoded")
-
-
-def trigger_id() -> str:
-    """A fresh trigger_id: Slack gives each command and interaction its own."""
-    return f"13345224609.738474920.{uuid.uuid4().hex[:19]}"
-
-
-def slack_settings(db_url: str, fake: FakeSlack, **changes: Any) -> Any:
-    settings = load_settings(CONFIG)
-    slack = settings.slack.model_copy(update={"channels": ["C0LAB", "#reading-group"]})
-    update: dict[str, Any] = {
-        "database_url": db_url,
-        "admins": ["slack:U0ADMIN"],
-        "slack_api_url": fake.base + "/api/",
-        "slack_bot_token": SecretStr("xoxb-test"),
-        "slack_signing_secret": SecretStr(SECRET),
-        "slack_app_token": None,
-        "feishu_app_id": None,
-        "feishu_app_secret": None,
-        "slack": slack,
-        **changes,
-    }
-    return settings.model_copy(update=update)
-
-
-@contextmanager
-def serve_slack(db_url: str) -> Iterator[Slack]:
-    """The bot with Slack over HTTP on a fake Web API."""
-    fake = FakeSlack().start()
-    clock = Clock(DELIVERY_TIME)
-    service = build_service(slack_settings(db_url, fake), clock=clock, schedule=False)
-    try:
-        with running(build_http_app(service)) as base:
-            yield Slack(service, base, fake, clock)
-    finally:
-        fake.stop()
+from fakes.api import running
+from fakes.slack import (
+    DELIVERY_TIME,
+    PAYLOADS,
+    SECRET,
+    FakeSlack,
+    Slack,
+    enrol,
+    serve_slack,
+    slack_settings,
+)
+from support import CONFIG, WEEK, Clock
 
 
 @pytest.fixture
@@ -426,13 +234,6 @@ def test_app_home_shows_progress_and_admins_see_the_lab(slack: Slack) -> None:
 
 
 # --- weekly delivery and buttons ------------------------------------------------------------
-
-
-def enrol(slack: Slack, *users: str) -> None:
-    store, now = slack.service.bot.store, slack.clock()
-    for user in users:
-        member = store.upsert_member("slack", user, display_name=user, now=now)
-        store.set_enrolled(member.id, True, now)
 
 
 def test_weekly_delivery_sends_one_dm_each_and_buttons_work(slack: Slack) -> None:
@@ -787,7 +588,7 @@ def test_manifest_grants_what_the_bot_uses() -> None:
 
 
 def test_a_500_entry_catalog_gives_valid_block_kit_at_the_wire(db_url: str, tmp_path: Path) -> None:
-    from test_slack_blocks import synthetic_guide
+    from support import synthetic_guide
 
     guide = synthetic_guide(tmp_path / "big.md")
     fake = FakeSlack().start()

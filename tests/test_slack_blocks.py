@@ -32,7 +32,7 @@ from dcml_bot.platforms.slack.blocks import (
     render_home,
     render_message,
 )
-from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot
+from support import MONDAY_SLOT, WEEK, Clock, Recorder, make_bot, synthetic_guide
 
 # A link the renderer emits: neither part may hold a raw <, > or | of its own.
 LINK = re.compile(r"<([^<>|]+)\|([^<>|]+)>")
@@ -247,29 +247,6 @@ def test_every_entry_of_the_catalog_renders(bot: Bot) -> None:
 
 
 # --- a synthetic 500-entry catalog ---------------------------------------------------------------
-
-LEVELS = ("⚡", "💎", "💡")
-
-
-def synthetic_guide(path: Path) -> Path:
-    lines = ["# Synthetic guide", "", "> 注:⚡为**基础必读**,💎为**基础选读**,💡为**进阶阅读**", ""]
-    for topic in range(20):
-        if topic % 5 == 0:
-            lines += [f"### Section {topic // 5}", ""]
-        lines += ["<details open>", "<summary>", "", f"##### Topic{topic:02d} area", ""]
-        lines += ["</summary>", ""]
-        for index in range(25):
-            n = topic * 25 + index
-            title = (
-                f"Paper {n} on A & B \\<!channel\\> | y > z "
-                + "with a rather long descriptive title " * 6
-                + f"zebra{n % 7}"
-            )
-            url = f"https://arxiv.org/abs/2310.{n:05d}"
-            lines.append(f"- `{LEVELS[index % 3]}` 📄+🔧 [{title}]({url})")
-        lines += ["", "</details>", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from dcml_bot.app import build_service
 from dcml_bot.core.outbound import SendError
 from dcml_bot.core.reply import Reply, TextBlock
 from dcml_bot.platforms.slack.blocks import render_message
+from fakes.slack import DELIVERY_TIME, FakeSlack, slack_settings
 from support import Clock
-from test_slack import DELIVERY_TIME, FakeSlack, slack_settings
 
 KEY = "welcome:slack:U0LONG"
 

@@ -16,9 +16,9 @@ from dcml_bot.catalog import Entry, Level
 from dcml_bot.platforms.slack.blocks import check_message, check_view, escape
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import TrackSettings
-from fakes import running
+from fakes.api import running
+from fakes.slack import DELIVERY_TIME, PAYLOADS, FakeSlack, Slack, slack_settings
 from support import Clock
-from test_slack import DELIVERY_TIME, PAYLOADS, FakeSlack, Slack, slack_settings
 
 STARTER = Path(__file__).parent / "data" / "starter-guide" / "Readme.md"
 PICKED = ["systems", "autoML", "dcml", "graphs"]  # the index's directions, in its order

@@ -15,7 +15,7 @@ from dcml_bot.app import Service, build_service
 from dcml_bot.platforms.local.messenger import LocalClock
 from dcml_bot.server import build_http_app
 from dcml_bot.settings import load_settings
-from fakes import running
+from fakes.api import running
 from support import CONFIG, MONDAY_SLOT, Clock, lab_settings
 
 THURSDAY = MONDAY_SLOT + dt.timedelta(days=3)

@@ -1,12 +1,14 @@
 """Local fakes at the wire: a fake HTTP API server on port 0, and a running bot service.
 
-``FakeAPI`` is the one fake Web API server of the tests and of the benches (bench/benchkit.py
-builds its rate-limited fake Slack and Feishu on it, with this directory on ``sys.path``).
+``FakeAPI`` is the one fake Web API server of the tests and of the benches: fakes.slack and
+fakes.feishu build on it (bench/benchkit.py uses their rate-limited kinds, with tests/ on
+``sys.path``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import Counter
@@ -112,6 +114,25 @@ class FakeAPI:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    def __enter__(self) -> FakeAPI:
+        """``with FakeSlack() as fake:``: started, and stopped at the end (setup and cleanup)."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_hits(self, path: str, count: int, timeout: float = 5.0) -> bool:
+        """Poll until ``path`` has had at least ``count`` requests (the bot's background sends
+        arrive later than its answer); False if it has not within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                if self.hits[path] >= count:
+                    return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+
     def requests(self, path: str) -> list[dict[str, Any]]:
         """Recorded requests to one path, oldest first (none unless ``record``)."""
         with self.lock:
@@ -165,6 +186,11 @@ class TokenBucket:
             return wait
 
 
+def retry_after(wait: float) -> str:
+    """An honest ``Retry-After``: whole seconds until there is a token, at least 1."""
+    return str(max(1, math.ceil(wait)))
+
+
 def take_all(buckets: list[TokenBucket], lock: threading.Lock) -> float:
     """Take a token from every bucket, or from none: 0.0, or the seconds until all have one."""
     with lock:
@@ -173,75 +199,3 @@ def take_all(buckets: list[TokenBucket], lock: threading.Lock) -> float:
             for bucket in buckets:
                 bucket.take()
         return wait
-
-
-class SlackViews:
-    """Slack's ``views.open`` as documented (docs.slack.dev, views.open): a trigger_id that an
-    interaction issued, exchanged once and within 3 seconds, and a modal Block Kit accepts.
-
-    ``issue()`` hands out a trigger_id as a button press would carry (``age``: seconds old
-    already); ``check`` finds a view's Block Kit problems (slack_sdk's models); ``opened`` keeps
-    the views opened, oldest first.
-    """
-
-    TTL = 3.0
-
-    def __init__(self, check: Callable[[dict[str, Any]], list[str]]) -> None:
-        self.check = check
-        self.issued: dict[str, float] = {}
-        self.used: set[str] = set()
-        self.opened: list[dict[str, Any]] = []
-        self.refused: list[str] = []
-        self.lock = threading.Lock()
-        self._count = 0
-
-    def issue(self, *, age: float = 0.0) -> str:
-        """A fresh trigger_id in Slack's ``123.456.hex`` form."""
-        with self.lock:
-            self._count += 1
-            trigger = f"{13345224609 + self._count}.738474920.{self._count:032x}"
-            self.issued[trigger] = time.monotonic() - age
-        return trigger
-
-    def _refuse(self, error: str, *messages: str) -> Reply:
-        with self.lock:
-            self.refused.append(error)
-        body: dict[str, Any] = {"ok": False, "error": error}
-        if messages:
-            body["response_metadata"] = {"messages": list(messages)}
-        return 200, body, {}
-
-    def __call__(self, request: dict[str, Any]) -> Reply:
-        body = request["body"] if isinstance(request["body"], dict) else {}
-        args = {**request["query"], **body}
-        trigger, view = args.get("trigger_id"), args.get("view")
-        if isinstance(view, str):
-            try:
-                view = json.loads(view)
-            except ValueError:
-                return self._refuse("invalid_arguments", "[ERROR] view is not JSON")
-        if not trigger:
-            return self._refuse("invalid_arguments", "[ERROR] missing required field: trigger_id")
-        with self.lock:
-            issued = self.issued.get(trigger)
-            used = trigger in self.used
-        if issued is None:
-            return self._refuse("invalid_trigger_id")
-        if used:
-            return self._refuse("exchanged_trigger_id")
-        if time.monotonic() - issued > self.TTL:
-            return self._refuse("expired_trigger_id")
-        if not isinstance(view, dict) or view.get("type") != "modal":
-            return self._refuse("invalid_arguments", "[ERROR] a modal view is required")
-        problems = self.check(view)
-        blocks = view.get("blocks") or []
-        if any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
-            problems.append("must define submit to use an input block in modals")
-        if problems:
-            return self._refuse("invalid_arguments", *problems)
-        with self.lock:
-            self.used.add(trigger)
-            self._count += 1
-            opened = {**view, "id": f"V{self._count:08d}", "state": {"values": {}}}
-            self.opened.append(opened)
-        return 200, {"ok": True, "view": opened}, {}
