@@ -50,8 +50,9 @@ class Runtime:
         self.platform = platform
         self.bot = bot
         self.metrics = metrics
-        # The platform's own steps, taken by start() and stop() in the one order.
-        self.listen, self.disconnect, self.close = listen, disconnect, close
+        # The platform's own steps, taken by start() and stop() in the one order; private, so
+        # that ``platform.close`` is never mistaken for a whole stop.
+        self._steps = (listen, disconnect, close)
         self.background = Background(platform, metrics, workers)
         # A join that fails is tried again while running; given up, the admins are told.
         self.inbox = Inbox(
@@ -74,15 +75,17 @@ class Runtime:
             log.warning(
                 "%s: not connected yet; serving, and retrying in the background", self.platform
             )
-        self.listen()
+        listen, _, _ = self._steps
+        listen()
         self.inbox.replay()
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop retrying, disconnect, close the messenger, the inbox, then the pool (``grace``)."""
+        _, disconnect, close = self._steps
         self.first_call.stop()
-        self.disconnect()
+        disconnect()
         # Waits for the platform raise Stopping now, so work under way ends within the grace.
-        self.close()
+        close()
         self.inbox.close()
         self.background.shutdown(grace)
 

@@ -84,9 +84,13 @@ class SlackPlatform(Runtime):
         self, bot: Bot, metrics: Metrics, messenger: SlackMessenger, options: SlackOptions
     ) -> None:
         # The first call checks the token (auth.test) and connects Socket Mode when set.
-        connect, disconnect = self._connect, self._disconnect
         super().__init__(
-            PLATFORM, bot, metrics, connect=connect, disconnect=disconnect, close=messenger.close
+            PLATFORM,
+            bot,
+            metrics,
+            connect=self._connect,
+            disconnect=self._disconnect,
+            close=messenger.close,
         )
         self.options = options
         self.messenger = messenger
