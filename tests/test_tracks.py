@@ -209,7 +209,9 @@ def test_an_existing_database_upgrades_in_place_keeping_progress(db_url: str) ->
 def test_every_command_of_the_table_is_in_the_help(bot: Bot, lang: str) -> None:
     say(bot, "boss", f"lang {lang}")
     helped = say(bot, "boss", "help")  # an admin, in a lab with directions: every section
+    words = set(bot.commands.table)  # every command's name and alias, folded
     names = {command.name for command in bot.commands.table.values()} - {"help"}
+    assert {"下一篇", "enrol", "?", "周报"} <= words
     assert len(names) >= 20 and {g.name for g in bot.commands.groups} == {
         "browse",
         "reading",
@@ -218,5 +220,7 @@ def test_every_command_of_the_table_is_in_the_help(bot: Bot, lang: str) -> None:
         "admin",
         "review",
     }
-    missing = {n for n in names if not re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", helped)}
+    missing = {w for w in words if not re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", helped)}
     assert missing == set()
+    member = say(bot, "ann", "help")  # a member is shown only the words they may use
+    assert "下一篇" in member and "实验室" not in member and "周报" not in member

@@ -18,6 +18,7 @@ _EN: dict[str, str] = {
         "Your plan: /dcml next · done [id or title words] · skip · progress\n"
         "Weekly paper: /dcml start (enrol) · stop (opt out) · lang en|zh"
     ),
+    "help.aliases": "The same commands in other words: {words}",
     "help.admin": "Admin: /dcml lab · remind · reload · enroll <user> · digest [pick <item>] · attention",
     "unknown": "I don't know “{word}”. {hint}",
     "hint": "Try /dcml help, /dcml topics or /dcml search <words>.",
@@ -206,6 +207,7 @@ _ZH: dict[str, str] = {
         "你的计划：/dcml next · done [id 或标题关键词] · skip · progress\n"
         "每周论文：/dcml start（加入）· stop（退出）· lang en|zh"
     ),
+    "help.aliases": "命令的其他说法：{words}",
     "help.admin": "管理员：/dcml lab · remind · reload · enroll <用户> · digest [pick <条目>] · attention",
     "unknown": "无法理解“{word}”。{hint}",
     "hint": "试试 /dcml help、/dcml topics 或 /dcml search <关键词>。",

@@ -246,6 +246,10 @@ class Commands:
             blocks.append(TextBlock(text=text(lang, "help.tracks", mine=mine)))
         if self.forms:
             blocks.append(TextBlock(text=text(lang, "help.notes")))
+        # The other words for each command the caller may use, from the table itself.
+        shown = dict.fromkeys(c for c in self.table.values() if who.is_admin or not c.admin)
+        words = [f"{alias} = {c.name}" for c in shown for alias in c.aliases]
+        blocks.append(ContextBlock(lines=(text(lang, "help.aliases", words=" · ".join(words)),)))
         if who.is_admin:
             lines = [text(lang, "help.admin")]
             if self.forms:
