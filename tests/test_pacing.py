@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from lark_oapi.core.cache import LocalCache
-from lark_oapi.core.token.manager import TokenManager
 
 from dcml_bot.core.metrics import Metrics
 from dcml_bot.core.outbound import SendError, Stopping
@@ -26,6 +24,9 @@ from dcml_bot.platforms.feishu.messenger import make_client as make_feishu_clien
 from dcml_bot.platforms.slack.messenger import SlackMessenger, SlackOptions, make_client
 from fakes.api import FakeAPI, TokenBucket
 from fakes.api import Reply as WireReply
+from fakes.feishu import fresh_token_cache
+
+__all__ = ["fresh_token_cache"]  # autouse: each test its own lark-oapi token cache
 
 METHOD = "chat.postMessage"
 
@@ -530,15 +531,6 @@ class ThrottlingFeishu(FakeAPI):
             self.times[receiver] = time.monotonic()
             count = sum(self.sent.values())
         return 200, {"code": 0, "msg": "success", "data": {"message_id": f"om_{count}"}}, {}
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_cache() -> Iterator[None]:
-    """lark-oapi caches tenant tokens process-wide: each test its own cache."""
-    saved = TokenManager.cache
-    TokenManager.cache = LocalCache()
-    yield
-    TokenManager.cache = saved
 
 
 def feishu_messenger(fake: FakeAPI, metrics: Metrics | None = None) -> FeishuMessenger:

@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -58,7 +59,19 @@ def runtime_for(bot: Bot, steps: Steps, *, workers: int = 2, **hooks: Any) -> Ru
         "close": steps.hook("close"),
         **hooks,
     }
-    return Runtime(PLATFORM, bot, Metrics(), workers=workers, retry=(0.01, 0.05), **chosen)
+
+    class Hooked(Runtime):
+        def _connect(self) -> None:
+            chosen["connect"]()
+
+        def _listen(self) -> None:
+            chosen["listen"]()
+
+        def _disconnect(self) -> None:
+            chosen["disconnect"]()
+
+    messenger = SimpleNamespace(close=chosen["close"])
+    return Hooked(PLATFORM, bot, Metrics(), messenger, workers=workers, retry=(0.01, 0.05))
 
 
 def spy(monkeypatch: pytest.MonkeyPatch, steps: Steps, owner: object, method: str) -> None:

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from dcml_bot.core.bot import Bot
 from dcml_bot.core.metrics import Metrics
@@ -23,15 +23,20 @@ CONNECT_WAIT = 3.0  # seconds start() waits for the first call before serving wi
 RETRY = (0.5, 60.0)  # the first call's first and longest wait between attempts, in seconds
 
 
-def _nothing() -> None:
-    """A hook with nothing to do."""
+class Closable(Protocol):
+    """A messenger as the lifecycle sees it: ``close`` interrupts its waits."""
+
+    def close(self) -> None:
+        """Interrupt waits for the platform (they raise Stopping) and refuse new sends."""
+        ...
 
 
 class Runtime:
     """Builds and owns a platform's parts; starts, stops and reports them in one order.
 
-    Slack and Feishu subclass it and hand in their own steps: ``connect`` (the first call,
-    retried), ``listen`` (after it has begun), ``disconnect`` and ``close`` (the messenger's).
+    Slack and Feishu subclass it and override only their own steps: ``_connect`` (the first
+    call, retried), ``_listen`` (after it has begun) and ``_disconnect``; the messenger's
+    ``close`` comes between the disconnect and the inbox.
     """
 
     def __init__(
@@ -39,20 +44,15 @@ class Runtime:
         platform: str,
         bot: Bot,
         metrics: Metrics,
-        connect: Callable[[], object],
+        messenger: Closable,
         *,
         workers: int = 8,
         retry: tuple[float, float] = RETRY,
-        listen: Callable[[], None] = _nothing,
-        disconnect: Callable[[], None] = _nothing,
-        close: Callable[[], None] = _nothing,
     ) -> None:
         self.platform = platform
         self.bot = bot
         self.metrics = metrics
-        # The platform's own steps, taken by start() and stop() in the one order; private, so
-        # that ``platform.close`` is never mistaken for a whole stop.
-        self._steps = (listen, disconnect, close)
+        self._closable = messenger
         self.background = Background(platform, metrics, workers)
         # A join that fails is tried again while running; given up, the admins are told.
         self.inbox = Inbox(
@@ -66,7 +66,18 @@ class Runtime:
         # A captured command or press sent again within its signature's window: no effect.
         self.replays = ReplayGuard(platform, bot.store, bot.clock, metrics)
         first_wait, longest = retry
-        self.first_call = FirstCall(platform, connect, first_wait=first_wait, max_wait=longest)
+        self.first_call = FirstCall(
+            platform, self._connect, first_wait=first_wait, max_wait=longest
+        )
+
+    def _connect(self) -> None:
+        """The platform's first call, retried in the background until it answers."""
+
+    def _listen(self) -> None:
+        """What the platform opens once the first call has begun (e.g. a long connection)."""
+
+    def _disconnect(self) -> None:
+        """What the platform closes first when it stops (its own connections)."""
 
     def start(self, wait: float = CONNECT_WAIT) -> None:
         """Begin the first call and wait up to ``wait`` for it, listen, queue the joins the last
@@ -75,17 +86,15 @@ class Runtime:
             log.warning(
                 "%s: not connected yet; serving, and retrying in the background", self.platform
             )
-        listen, _, _ = self._steps
-        listen()
+        self._listen()
         self.inbox.replay()
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop retrying, disconnect, close the messenger, the inbox, then the pool (``grace``)."""
-        _, disconnect, close = self._steps
         self.first_call.stop()
-        disconnect()
+        self._disconnect()
         # Waits for the platform raise Stopping now, so work under way ends within the grace.
-        close()
+        self._closable.close()
         self.inbox.close()
         self.background.shutdown(grace)
 

@@ -96,16 +96,7 @@ class FeishuPlatform(Runtime):
         self, bot: Bot, metrics: Metrics, messenger: FeishuMessenger, options: FeishuOptions
     ) -> None:
         # The first call learns who the bot is; the long connection opens once it has begun.
-        super().__init__(
-            PLATFORM,
-            bot,
-            metrics,
-            connect=self._identify,
-            listen=self._listen,
-            disconnect=self._disconnect,
-            close=messenger.close,
-            retry=IDENTITY_RETRY,
-        )
+        super().__init__(PLATFORM, bot, metrics, messenger, retry=IDENTITY_RETRY)
         self.messenger = messenger
         self.options = options
         self.mode = options.mode
@@ -194,7 +185,7 @@ class FeishuPlatform(Runtime):
         """Whether the bot's open_id is known, waiting up to ``timeout`` seconds for it."""
         return self.first_call.wait(timeout)
 
-    def _identify(self) -> None:
+    def _connect(self) -> None:
         """Ask the bot info API who the bot is (retried by ``first_call`` until it answers)."""
         try:
             identity = self.messenger.identity()

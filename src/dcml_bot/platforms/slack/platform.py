@@ -84,14 +84,7 @@ class SlackPlatform(Runtime):
         self, bot: Bot, metrics: Metrics, messenger: SlackMessenger, options: SlackOptions
     ) -> None:
         # The first call checks the token (auth.test) and connects Socket Mode when set.
-        super().__init__(
-            PLATFORM,
-            bot,
-            metrics,
-            connect=self._connect,
-            disconnect=self._disconnect,
-            close=messenger.close,
-        )
+        super().__init__(PLATFORM, bot, metrics, messenger)
         self.options = options
         self.messenger = messenger
         # Replies are immutable and popular queries repeat: render each distinct one once.
